@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "NeoXProbe",
+    products: [
+        .executable(name: "neoxprobe", targets: ["neoxprobe"]),
+        .library(name: "NeoX", targets: ["NeoX"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Corpus", targets: ["Corpus"]),
+        .library(name: "Probes", targets: ["Probes"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        // Thin system-library targets: the only places C headers enter the project.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .target(name: "CSentencePiece",
+                cxxSettings: [.unsafeFlags(["-std=c++17"])],
+                linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("stdc++")]),
+
+        // Engine: config, checkpoint formats, tensors, forward pass, hooks.
+        .target(name: "NeoX", dependencies: [
+            "CBLAS",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+        .target(name: "Tokenizers", dependencies: ["CSentencePiece"]),
+        .target(name: "Corpus", dependencies: ["CZstd", "Tokenizers"]),
+        .target(name: "Probes", dependencies: ["NeoX", "Tokenizers", "Corpus", "CBLAS"]),
+        .executableTarget(name: "neoxprobe", dependencies: [
+            "NeoX", "Tokenizers", "Corpus", "Probes",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "NeoXTests", dependencies: ["NeoX"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes"]),
+    ]
+)

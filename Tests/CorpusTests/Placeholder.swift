@@ -1,0 +1,4 @@
+import XCTest
+@testable import Corpus
+
+final class CorpusPlaceholderTests: XCTestCase { func testModuleLoads() {} }

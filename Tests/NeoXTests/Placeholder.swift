@@ -1,0 +1,4 @@
+import XCTest
+@testable import NeoX
+
+final class NeoXPlaceholderTests: XCTestCase { func testModuleLoads() {} }

@@ -1,0 +1,4 @@
+import XCTest
+@testable import Probes
+
+final class ProbesPlaceholderTests: XCTestCase { func testModuleLoads() {} }

@@ -1,0 +1,4 @@
+import XCTest
+@testable import Tokenizers
+
+final class TokenizersPlaceholderTests: XCTestCase { func testModuleLoads() {} }
