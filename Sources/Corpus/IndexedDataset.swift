@@ -1,0 +1,344 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Element types a Megatron `.idx` file can declare (the u8 "dtype code").
+public enum IndexedDType: UInt8, Sendable, CaseIterable {
+    case uint8 = 1, int8 = 2, int16 = 3, int32 = 4, int64 = 5, float32 = 6, float64 = 7, uint16 = 8
+
+    /// Bytes per element in the `.bin` file.
+    public var byteWidth: Int {
+        switch self {
+        case .uint8, .int8: return 1
+        case .int16, .uint16: return 2
+        case .int32, .float32: return 4
+        case .int64, .float64: return 8
+        }
+    }
+}
+
+/// A read-only memory mapping of a whole file, unmapped when the last reference goes away.
+///
+/// Immutable after init, hence safe to share across threads.
+final class MappedFile: @unchecked Sendable {
+    let path: String
+    /// nil for an empty file (mmap rejects zero-length mappings).
+    let base: UnsafeRawPointer?
+    let size: Int
+
+    init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw CorpusError(.io, path: path, "cannot open file: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw CorpusError(.io, path: path, "cannot stat file: \(String(cString: strerror(errno)))")
+        }
+        size = Int(info.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            throw CorpusError(.io, path: path, "cannot memory-map file: \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    @inline(__always)
+    func load<T>(at offset: Int, as type: T.Type) -> T {
+        base!.loadUnaligned(fromByteOffset: offset, as: T.self)
+    }
+}
+
+/// A Megatron `MMapIndexedDataset`: `PREFIX.idx` (index) + `PREFIX.bin` (raw tokens), the format of
+/// Pythia's pre-tokenized, pre-shuffled Pile.
+///
+/// Both files are memory-mapped, so opening is O(rows) (validation only) and a row is read straight
+/// out of the page cache. The whole index is validated up front — exact `.idx` size, every
+/// (pointer, size) inside `.bin` — so `row(_:)` can never read out of bounds.
+///
+/// `.idx` layout (little-endian, no padding): magic `MMIDIDX\0\0`, u64 version (1), u8 dtype code,
+/// u64 count, u64 doc_count, i32 sizes[count], i64 pointers[count] (byte offsets into `.bin`),
+/// i64 doc_idx[doc_count].
+public struct IndexedDataset: Sendable {
+    public static let magic: [UInt8] = Array("MMIDIDX".utf8) + [0, 0]
+    static let headerSize = 9 + 8 + 1 + 8 + 8
+
+    public let indexPath: String
+    public let dataPath: String
+    public let dtype: IndexedDType
+    /// Number of rows (sequences).
+    public let count: Int
+    /// Number of entries in `doc_idx` (Megatron writes documents + 1 boundaries).
+    public let documentIndexCount: Int
+
+    private let index: MappedFile
+    private let data: MappedFile
+    private var sizesOffset: Int { Self.headerSize }
+    private var pointersOffset: Int { Self.headerSize + 4 * count }
+    private var documentIndexOffset: Int { Self.headerSize + 12 * count }
+
+    /// Opens `prefix + ".idx"` and `prefix + ".bin"` (a trailing `.idx`/`.bin` on `prefix` is tolerated).
+    public init(prefix: String) throws {
+        var stem = prefix
+        if stem.hasSuffix(".idx") || stem.hasSuffix(".bin") { stem.removeLast(4) }
+        let indexPath = stem + ".idx"
+        let dataPath = stem + ".bin"
+        let index = try MappedFile(path: indexPath)
+        let data = try MappedFile(path: dataPath)
+
+        guard index.size >= Self.headerSize else {
+            if index.size >= 9, !Self.hasMagic(index) {
+                throw CorpusError(.badMagic, path: indexPath, "not a Megatron index: bad magic (expected MMIDIDX\\0\\0)")
+            }
+            throw CorpusError(.sizeMismatch, path: indexPath,
+                              "index is truncated: \(index.size) bytes, shorter than the \(Self.headerSize)-byte header")
+        }
+        guard Self.hasMagic(index) else {
+            throw CorpusError(.badMagic, path: indexPath, "not a Megatron index: bad magic (expected MMIDIDX\\0\\0)")
+        }
+        let version = UInt64(littleEndian: index.load(at: 9, as: UInt64.self))
+        guard version == 1 else {
+            throw CorpusError(.unsupportedVersion, path: indexPath, "unsupported index version \(version) (only 1 is known)")
+        }
+        let code = index.load(at: 17, as: UInt8.self)
+        guard let dtype = IndexedDType(rawValue: code) else {
+            throw CorpusError(.unknownDType, path: indexPath, "unknown dtype code \(code) (expected 1...8)")
+        }
+        let rawCount = UInt64(littleEndian: index.load(at: 18, as: UInt64.self))
+        let rawDocCount = UInt64(littleEndian: index.load(at: 26, as: UInt64.self))
+        // Compare in 128-bit-safe arithmetic so absurd header values can't overflow.
+        let bodySize = UInt64(index.size - Self.headerSize)
+        let maxEntries = bodySize / 8 + 1
+        let expected = (rawCount < maxEntries && rawDocCount < maxEntries)
+            ? UInt64(Self.headerSize) + 12 * rawCount + 8 * rawDocCount : UInt64.max
+        guard expected == UInt64(index.size) else {
+            let need = expected == UInt64.max ? "far more" : "\(expected)"
+            throw CorpusError(.sizeMismatch, path: indexPath,
+                              "index size \(index.size) bytes does not match its header (count \(rawCount), doc_count \(rawDocCount) need \(need) bytes)")
+        }
+
+        self.indexPath = indexPath
+        self.dataPath = dataPath
+        self.dtype = dtype
+        self.count = Int(rawCount)
+        self.documentIndexCount = Int(rawDocCount)
+        self.index = index
+        self.data = data
+        try validate()
+    }
+
+    private static func hasMagic(_ file: MappedFile) -> Bool {
+        guard file.size >= 9 else { return false }
+        return (0..<9).allSatisfy { file.load(at: $0, as: UInt8.self) == magic[$0] }
+    }
+
+    /// Checks every row lies inside `.bin` and `doc_idx` is a non-decreasing list of row boundaries.
+    private func validate() throws {
+        let width = dtype.byteWidth
+        let binSize = data.size
+        for i in 0..<count {
+            let size = Int(Int32(littleEndian: index.load(at: sizesOffset + 4 * i, as: Int32.self)))
+            let pointer = Int(Int64(littleEndian: index.load(at: pointersOffset + 8 * i, as: Int64.self)))
+            guard size >= 0 else {
+                throw CorpusError(.inconsistentIndex, path: indexPath, "row \(i) has negative size \(size)")
+            }
+            guard pointer >= 0, pointer <= binSize, size <= (binSize - pointer) / width else {
+                throw CorpusError(.inconsistentIndex, path: indexPath,
+                                  "row \(i) (byte offset \(pointer), \(size) tokens of \(width) bytes) extends past the end of \(dataPath) (\(binSize) bytes)")
+            }
+            guard pointer % width == 0 else {
+                throw CorpusError(.inconsistentIndex, path: indexPath,
+                                  "row \(i) byte offset \(pointer) is not a multiple of the \(width)-byte token size")
+            }
+        }
+        var previous: Int64 = 0
+        for d in 0..<documentIndexCount {
+            let boundary = Int64(littleEndian: index.load(at: documentIndexOffset + 8 * d, as: Int64.self))
+            guard boundary >= previous, boundary <= Int64(count) else {
+                throw CorpusError(.inconsistentIndex, path: indexPath,
+                                  "doc_idx[\(d)] = \(boundary) is not a non-decreasing row boundary in 0...\(count)")
+            }
+            previous = boundary
+        }
+    }
+
+    /// Number of tokens in row `i` (no bounds check beyond the precondition).
+    public func rowLength(_ i: Int) throws -> Int {
+        try checkRow(i)
+        return Int(Int32(littleEndian: index.load(at: sizesOffset + 4 * i, as: Int32.self)))
+    }
+
+    /// Byte offset of row `i` in the `.bin` file.
+    public func rowByteOffset(_ i: Int) throws -> Int {
+        try checkRow(i)
+        return Int(Int64(littleEndian: index.load(at: pointersOffset + 8 * i, as: Int64.self)))
+    }
+
+    /// `doc_idx[d]`: the first row of document `d` (Megatron's document boundaries).
+    public func documentBoundary(_ d: Int) throws -> Int {
+        guard d >= 0, d < documentIndexCount else {
+            throw CorpusError(.outOfRange, path: indexPath, "doc_idx entry \(d) out of range 0..<\(documentIndexCount)")
+        }
+        return Int(Int64(littleEndian: index.load(at: documentIndexOffset + 8 * d, as: Int64.self)))
+    }
+
+    private func checkRow(_ i: Int) throws {
+        guard i >= 0, i < count else {
+            throw CorpusError(.outOfRange, path: indexPath, "row \(i) out of range 0..<\(count)")
+        }
+    }
+
+    /// A no-copy view of row `i`: tokens are read from the mapping on access.
+    public func tokens(_ i: Int) throws -> TokenRow {
+        let length = try rowLength(i)
+        let offset = try rowByteOffset(i)
+        return TokenRow(file: data, byteOffset: offset, count: length, dtype: dtype)
+    }
+
+    /// Row `i` as token ids.
+    ///
+    /// - Throws: `.outOfRange` for a bad row, `.invalidToken` if a stored value (possible only for
+    ///   the wide or floating-point dtypes) is not an integer in Int32 range.
+    public func row(_ i: Int) throws -> [Int32] {
+        let view = try tokens(i)
+        switch dtype {
+        case .uint16, .uint8, .int8, .int16, .int32:
+            return Array(view)
+        case .int64, .float32, .float64:
+            var result = [Int32]()
+            result.reserveCapacity(view.count)
+            for k in 0..<view.count {
+                guard let token = view.exactValue(at: k) else {
+                    throw CorpusError(.invalidToken, path: dataPath,
+                                      "row \(i) token \(k) (\(view.rawDescription(at: k))) is not an Int32 token id")
+                }
+                result.append(token)
+            }
+            return result
+        }
+    }
+
+    /// Calls `body` with the raw little-endian bytes of row `i` inside the mapping (no copy).
+    /// The pointer is valid only during the call.
+    public func withRowBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let view = try tokens(i)
+        return try body(view.rawBytes)
+    }
+}
+
+/// A row of an `IndexedDataset` viewed in place: a random-access collection of token ids decoded on
+/// the fly from the mapped `.bin` file.
+///
+/// Keeps the mapping alive, so it may outlive the `IndexedDataset` it came from. For 64-bit and
+/// floating-point dtypes the subscript truncates (use `IndexedDataset.row` for checked conversion).
+public struct TokenRow: RandomAccessCollection, Sendable {
+    private let file: MappedFile
+    private let byteOffset: Int
+    public let count: Int
+    public let dtype: IndexedDType
+
+    init(file: MappedFile, byteOffset: Int, count: Int, dtype: IndexedDType) {
+        self.file = file
+        self.byteOffset = byteOffset
+        self.count = count
+        self.dtype = dtype
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    /// The row's bytes inside the mapping (valid as long as this value is alive).
+    public var rawBytes: UnsafeRawBufferPointer {
+        guard let base = file.base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + byteOffset, count: count * dtype.byteWidth)
+    }
+
+    public subscript(position: Int) -> Int32 {
+        precondition(position >= 0 && position < count, "token index \(position) out of range 0..<\(count)")
+        let at = byteOffset + position * dtype.byteWidth
+        switch dtype {
+        case .uint16: return Int32(UInt16(littleEndian: file.load(at: at, as: UInt16.self)))
+        case .uint8: return Int32(file.load(at: at, as: UInt8.self))
+        case .int8: return Int32(file.load(at: at, as: Int8.self))
+        case .int16: return Int32(Int16(littleEndian: file.load(at: at, as: Int16.self)))
+        case .int32: return Int32(littleEndian: file.load(at: at, as: Int32.self))
+        case .int64: return Int32(truncatingIfNeeded: Int64(littleEndian: file.load(at: at, as: Int64.self)))
+        case .float32:
+            let v = Float(bitPattern: UInt32(littleEndian: file.load(at: at, as: UInt32.self)))
+            return Int32(exactly: v) ?? 0
+        case .float64:
+            let v = Double(bitPattern: UInt64(littleEndian: file.load(at: at, as: UInt64.self)))
+            return Int32(exactly: v) ?? 0
+        }
+    }
+
+    /// The element as an Int32 if it is exactly representable, else nil.
+    func exactValue(at position: Int) -> Int32? {
+        let at = byteOffset + position * dtype.byteWidth
+        switch dtype {
+        case .int64: return Int32(exactly: Int64(littleEndian: file.load(at: at, as: Int64.self)))
+        case .float32: return Int32(exactly: Float(bitPattern: UInt32(littleEndian: file.load(at: at, as: UInt32.self))))
+        case .float64: return Int32(exactly: Double(bitPattern: UInt64(littleEndian: file.load(at: at, as: UInt64.self))))
+        default: return self[position]
+        }
+    }
+
+    func rawDescription(at position: Int) -> String {
+        let at = byteOffset + position * dtype.byteWidth
+        switch dtype {
+        case .int64: return "\(Int64(littleEndian: file.load(at: at, as: Int64.self)))"
+        case .float32: return "\(Float(bitPattern: UInt32(littleEndian: file.load(at: at, as: UInt32.self))))"
+        case .float64: return "\(Double(bitPattern: UInt64(littleEndian: file.load(at: at, as: UInt64.self))))"
+        default: return "\(self[position])"
+        }
+    }
+}
+
+/// Which rows a Pythia training step consumes.
+///
+/// Pythia (GPT-NeoX with the pre-shuffled Pile) reads the dataset sequentially: step `s` with batch
+/// size `B` consumes samples `s*B ..< (s+1)*B`. When samples run past the end of the dataset they
+/// wrap around, i.e. sample `k` is row `k mod count` — that is how the mini suite in `shared/` was
+/// trained ("step 2000's batch is rows 7996..7999 mod 4391"); the real Pythia runs never wrap.
+public enum TrainingBatch {
+    /// Samples (not yet wrapped) consumed at `step`: `step*batchSize ..< (step+1)*batchSize`.
+    public static func samples(step: Int, batchSize: Int) -> Range<Int> {
+        precondition(step >= 0 && batchSize > 0, "step must be >= 0 and batchSize > 0")
+        return step * batchSize ..< (step + 1) * batchSize
+    }
+
+    /// Dataset rows consumed at `step`, in batch order, wrapped modulo `rowCount`.
+    public static func rows(step: Int, batchSize: Int, rowCount: Int) -> [Int] {
+        precondition(rowCount > 0, "dataset has no rows")
+        return samples(step: step, batchSize: batchSize).map { $0 % rowCount }
+    }
+}
+
+/// Samples consumed at training step `step` (see `TrainingBatch`); wrap with `% dataset.count`.
+public func rowsForStep(_ step: Int, batchSize: Int) -> Range<Int> {
+    TrainingBatch.samples(step: step, batchSize: batchSize)
+}
+
+extension IndexedDataset {
+    /// Rows consumed at training step `step`, wrapped modulo `count` (see `TrainingBatch`).
+    public func rowIndices(step: Int, batchSize: Int) -> [Int] {
+        TrainingBatch.rows(step: step, batchSize: batchSize, rowCount: count)
+    }
+
+    /// The token rows of training step `step`, in batch order.
+    public func batch(step: Int, batchSize: Int) throws -> [[Int32]] {
+        try rowIndices(step: step, batchSize: batchSize).map { try row($0) }
+    }
+}
