@@ -1,4 +1,0 @@
-import XCTest
-@testable import Corpus
-
-final class CorpusPlaceholderTests: XCTestCase { func testModuleLoads() {} }
