@@ -1,4 +1,0 @@
-import XCTest
-@testable import Probes
-
-final class ProbesPlaceholderTests: XCTestCase { func testModuleLoads() {} }
