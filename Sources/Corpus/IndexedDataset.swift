@@ -308,15 +308,27 @@ public struct TokenRow: RandomAccessCollection, Sendable {
 
 /// Which rows a Pythia training step consumes.
 ///
-/// Pythia (GPT-NeoX with the pre-shuffled Pile) reads the dataset sequentially: step `s` with batch
-/// size `B` consumes samples `s*B ..< (s+1)*B`. When samples run past the end of the dataset they
-/// wrap around, i.e. sample `k` is row `k mod count` — that is how the mini suite in `shared/` was
-/// trained ("step 2000's batch is rows 7996..7999 mod 4391"); the real Pythia runs never wrap.
+/// Pythia (GPT-NeoX with the pre-shuffled Pile) reads the dataset sequentially: the 0-based training
+/// step `s` with batch size `B` consumes samples `s*B ..< (s+1)*B`. When samples run past the end of
+/// the dataset they wrap around, i.e. sample `k` is row `k mod count` (the real Pythia runs never
+/// wrap; the small suite in `shared/` does).
+///
+/// Checkpoint naming is one ahead: the checkpoint `stepN` is the state after N updates, i.e. after
+/// steps `0 ..< N`, so the last batch it learned from is step `N - 1`. For the mini suite
+/// (B = 4, 4391 rows), checkpoint `step2000`'s last batch is step 1999: samples 7996..7999, rows
+/// 3605..3608. `samples(beforeCheckpoint:)` gives that range directly.
 public enum TrainingBatch {
     /// Samples (not yet wrapped) consumed at `step`: `step*batchSize ..< (step+1)*batchSize`.
     public static func samples(step: Int, batchSize: Int) -> Range<Int> {
         precondition(step >= 0 && batchSize > 0, "step must be >= 0 and batchSize > 0")
         return step * batchSize ..< (step + 1) * batchSize
+    }
+
+    /// Samples of the last batch before checkpoint `stepN` (= step `N - 1`; empty for `step0`).
+    public static func samples(beforeCheckpoint checkpointStep: Int, batchSize: Int) -> Range<Int> {
+        precondition(checkpointStep >= 0, "checkpoint step must be >= 0")
+        if checkpointStep == 0 { return 0..<0 }
+        return samples(step: checkpointStep - 1, batchSize: batchSize)
     }
 
     /// Dataset rows consumed at `step`, in batch order, wrapped modulo `rowCount`.
@@ -326,7 +338,8 @@ public enum TrainingBatch {
     }
 }
 
-/// Samples consumed at training step `step` (see `TrainingBatch`); wrap with `% dataset.count`.
+/// Samples consumed at 0-based training step `step`: `step*batchSize ..< (step+1)*batchSize`
+/// (see `TrainingBatch`); sample k is row `k % dataset.count`.
 public func rowsForStep(_ step: Int, batchSize: Int) -> Range<Int> {
     TrainingBatch.samples(step: step, batchSize: batchSize)
 }

@@ -113,8 +113,12 @@ def indexed(shared: str) -> dict:
         return np.asarray(tokens[start:start + int(sizes[i])])
 
     picks = [0, 1, 2, 1234, count // 2, count - 1]
-    step, batch = 2000, 4  # the mini suite's last checkpoint: rows 7996..7999 mod count
+    # 0-based training step s consumes samples [s*B, (s+1)*B), sample k = row k mod count. The mini
+    # suite's checkpoint step2000 is the state after 2000 updates (steps 0..1999), so its last batch
+    # is step 1999: samples 7996..7999 (README: "Step 2000's batch is rows 7996..7999 mod 4391").
+    step, batch = 1999, 4
     step_rows = [(step * batch + j) % count for j in range(batch)]
+    assert [step * batch + j for j in range(batch)] == [7996, 7997, 7998, 7999]
     big_step, big_batch = 4, 1024  # wraps past the end: rows 4096..5119 mod count
     big_rows = [(big_step * big_batch + j) % count for j in range(big_batch)]
     combined = 0
