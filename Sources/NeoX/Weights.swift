@@ -1,0 +1,105 @@
+import Foundation
+
+/// The fp32 weights of one transformer block, in Hugging Face's layout (`nn.Linear` weights are
+/// `[out, in]`, row-major). Biases of the attention projections are nil when the config says
+/// `attention_bias: false`.
+public struct NeoXLayerWeights: Sendable {
+    public var ln1Weight: [Float]          // input_layernorm.weight [d]
+    public var ln1Bias: [Float]            // input_layernorm.bias [d]
+    public var ln2Weight: [Float]          // post_attention_layernorm.weight [d]
+    public var ln2Bias: [Float]            // post_attention_layernorm.bias [d]
+    public var qkvWeight: [Float]          // attention.query_key_value.weight [3d, d], rows interleaved per head (q,k,v)
+    public var qkvBias: [Float]?           // attention.query_key_value.bias [3d]
+    public var denseWeight: [Float]        // attention.dense.weight [d, d]
+    public var denseBias: [Float]?         // attention.dense.bias [d]
+    public var upWeight: [Float]           // mlp.dense_h_to_4h.weight [ff, d]
+    public var upBias: [Float]             // mlp.dense_h_to_4h.bias [ff]
+    public var downWeight: [Float]         // mlp.dense_4h_to_h.weight [d, ff]
+    public var downBias: [Float]           // mlp.dense_4h_to_h.bias [d]
+}
+
+/// The token-embedding table, read row by row straight from the checkpoint's memory map
+/// (so a 50k-row table costs only the rows a batch touches), widened to fp32 on the way.
+public struct NeoXEmbeddingTable: Sendable {
+    public let entry: TensorEntry
+    public let rows: Int
+    public let width: Int
+
+    init(entry: TensorEntry) {
+        self.entry = entry
+        self.rows = entry.shape[0]
+        self.width = entry.shape[1]
+    }
+
+    /// Writes row `id` (already range-checked) as fp32 into `destination[0..<width]`.
+    func copyRow(_ id: Int, into destination: UnsafeMutablePointer<Float>) {
+        let bytes = entry.rawBytes
+        let stride = width * entry.dtype.byteSize
+        entry.dtype.widen(bytes.baseAddress! + id * stride, count: width, into: destination)
+    }
+}
+
+/// Every weight a forward pass needs, validated against `config.json` by name and shape.
+public struct NeoXWeights: Sendable {
+    public let config: NeoXConfig
+    /// `gpt_neox.embed_in.weight [V, d]`, memory-mapped.
+    public let embedding: NeoXEmbeddingTable
+    /// Blocks 0..<layers.count (fewer than `config.numLayers` when loaded partially).
+    public let layers: [NeoXLayerWeights]
+    public let finalNormWeight: [Float]    // gpt_neox.final_layer_norm.weight [d]
+    public let finalNormBias: [Float]      // gpt_neox.final_layer_norm.bias [d]
+    /// `embed_out.weight [V, d]` (or `embed_in` when tied); nil when loaded without the unembedding.
+    public let unembedding: [Float]?
+
+    /// Reads the weights of blocks `0..<(layers ?? config.numLayers)`; `loadUnembedding: false`
+    /// skips `embed_out` (saves V·d floats when no logits will be asked for).
+    public init(checkpoint: Checkpoint, layers: Int? = nil, loadUnembedding: Bool = true) throws {
+        let config = checkpoint.config
+        let count = layers ?? config.numLayers
+        guard count >= 0, count <= config.numLayers else {
+            throw NeoXError("cannot load \(count) layers: the model has \(config.numLayers)", path: checkpoint.directory.path)
+        }
+        let d = config.hiddenSize, ff = config.intermediateSize, V = config.vocabSize
+        self.config = config
+
+        guard let embedEntry = checkpoint.entries["gpt_neox.embed_in.weight"] else {
+            throw NeoXError("missing tensor 'gpt_neox.embed_in.weight' (layout: \(checkpoint.layout))", file: checkpoint.directory)
+        }
+        guard embedEntry.shape == [V, d] else {
+            throw NeoXError("tensor 'gpt_neox.embed_in.weight' has shape \(embedEntry.shape), expected \([V, d]) from config.json", file: embedEntry.file.url)
+        }
+        guard embedEntry.dtype.isFloatingPoint else {
+            throw NeoXError("tensor 'gpt_neox.embed_in.weight' has dtype \(embedEntry.dtype.rawValue), expected a floating-point type", file: embedEntry.file.url)
+        }
+        embedding = NeoXEmbeddingTable(entry: embedEntry)
+
+        var blocks: [NeoXLayerWeights] = []
+        blocks.reserveCapacity(count)
+        for L in 0..<count {
+            let p = "gpt_neox.layers.\(L)."
+            func t(_ name: String, _ shape: [Int]) throws -> [Float] { try checkpoint.tensor(p + name, shape: shape) }
+            blocks.append(NeoXLayerWeights(
+                ln1Weight: try t("input_layernorm.weight", [d]),
+                ln1Bias: try t("input_layernorm.bias", [d]),
+                ln2Weight: try t("post_attention_layernorm.weight", [d]),
+                ln2Bias: try t("post_attention_layernorm.bias", [d]),
+                qkvWeight: try t("attention.query_key_value.weight", [3 * d, d]),
+                qkvBias: config.attentionBias ? try t("attention.query_key_value.bias", [3 * d]) : nil,
+                denseWeight: try t("attention.dense.weight", [d, d]),
+                denseBias: config.attentionBias ? try t("attention.dense.bias", [d]) : nil,
+                upWeight: try t("mlp.dense_h_to_4h.weight", [ff, d]),
+                upBias: try t("mlp.dense_h_to_4h.bias", [ff]),
+                downWeight: try t("mlp.dense_4h_to_h.weight", [d, ff]),
+                downBias: try t("mlp.dense_4h_to_h.bias", [d])))
+        }
+        self.layers = blocks
+        finalNormWeight = try checkpoint.tensor("gpt_neox.final_layer_norm.weight", shape: [d])
+        finalNormBias = try checkpoint.tensor("gpt_neox.final_layer_norm.bias", shape: [d])
+        if loadUnembedding {
+            let name = config.tieWordEmbeddings ? "gpt_neox.embed_in.weight" : "embed_out.weight"
+            unembedding = try checkpoint.tensor(name, shape: [V, d])
+        } else {
+            unembedding = nil
+        }
+    }
+}
