@@ -175,6 +175,49 @@ def bpe_fixtures():
         })
 
 
+NORMALIZATION_SUFFIXES = ["", "\u0301", "\u0316\u0301", "\u11a8", "\u0334\u0323"]
+
+
+def normalization_fixtures():
+    """HF's Unicode normalizers on every BMP scalar >= U+0080 (alone, with combining marks after it,
+    after a combining mark, and before a Hangul trailing jamo). The strings are generated the same
+    way by the Swift test; per block of 256 code points we record the SHA-256 of the normalized
+    strings joined by U+0000.
+
+    Code points are skipped (and listed) where comparing is meaningless: unassigned in Python's
+    Unicode database, or where HF's own (older) Unicode tables disagree with that standard, e.g.
+    marks added after HF's tables were built, which HF treats as starters (ccc 0)."""
+    import unicodedata
+    from tokenizers import normalizers
+    forms = {"NFC": normalizers.NFC(), "NFD": normalizers.NFD(), "NFKC": normalizers.NFKC(), "NFKD": normalizers.NFKD()}
+    result = {}
+    skipped = {}
+    for name, normalizer in forms.items():
+        blocks = []
+        skip = []
+        for block in range(0, 0x10000, 256):
+            outs = []
+            for c in range(max(block, 0x80), block + 256):
+                if 0xD800 <= c < 0xE000:
+                    continue
+                inputs = [chr(c) + suffix for suffix in NORMALIZATION_SUFFIXES] + ["\u0301" + chr(c)]
+                hf = [normalizer.normalize_str(t) for t in inputs]
+                std = [unicodedata.normalize(name, t) for t in inputs]
+                if unicodedata.category(chr(c)) == "Cn" or hf != std:
+                    skip.append(c)
+                    continue
+                outs.extend(hf)
+            blocks.append(text_hash("\x00".join(outs))[:16] if outs else "")
+        result[name] = blocks
+        skipped[name] = skip
+    write_json("normalization.json", {
+        "unicode_version_of_python": unicodedata.unidata_version,
+        "suffixes": NORMALIZATION_SUFFIXES,
+        "block_sha256_16": result,
+        "skipped_code_points": skipped,
+    })
+
+
 def spm_fixtures():
     import sentencepiece as spm
 
@@ -222,7 +265,9 @@ def spm_fixtures():
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    what = sys.argv[1:] or ["bpe", "spm"]
+    what = sys.argv[1:] or ["bpe", "norm", "spm"]
+    if "norm" in what:
+        normalization_fixtures()
     if "bpe" in what:
         bpe_fixtures()
     if "spm" in what:
