@@ -355,3 +355,44 @@ extension IndexedDataset {
         try rowIndices(step: step, batchSize: batchSize).map { try row($0) }
     }
 }
+
+/// The rows `neoxprobe batch` prints, kept here so the selection rules are unit-tested.
+public enum RowSelection {
+    /// Parses "a:b", "a:", ":b" or "a" into a non-empty range inside `0..<upperLimit`
+    /// (missing bounds default to 0 and `upperLimit`; "a" alone means `a..<a+1`).
+    ///
+    /// - Throws: `CorpusError(.outOfRange)` (its `path` is the `--rows` text) for syntax errors
+    ///   and ranges that are empty or leave `0..<upperLimit`.
+    public static func parseRange(_ text: String, upperLimit: Int) throws -> Range<Int> {
+        func fail(_ why: String) -> CorpusError {
+            CorpusError(.outOfRange, path: "--rows '\(text)'", why)
+        }
+        guard text.contains(where: { $0 != " " }) else { throw fail("is empty") }
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        func bound(_ part: Substring, default value: Int) throws -> Int {
+            let trimmed = part.filter { $0 != " " }
+            if trimmed.isEmpty { return value }
+            guard let number = Int(trimmed) else { throw fail("'\(trimmed)' is not an integer") }
+            return number
+        }
+        let lower = try bound(parts[0], default: 0)
+        let upper = parts.count == 1 ? lower + 1 : try bound(parts[1], default: upperLimit)
+        guard lower >= 0, lower < upper, upper <= upperLimit else {
+            throw fail("must select a non-empty range within 0..<\(upperLimit)")
+        }
+        return lower..<upper
+    }
+
+    /// Dataset rows to print, in order.
+    /// - With `step`: the step's batch (wrapped modulo `rowCount`), narrowed to batch positions
+    ///   `rows` (a range spec, parsed against `batchSize`) when given.
+    /// - Without `step`: absolute rows `rows` (parsed against `rowCount`); all rows if nil.
+    public static func rows(step: Int?, batchSize: Int, rows: String?, rowCount: Int) throws -> [Int] {
+        if let step {
+            let batch = TrainingBatch.rows(step: step, batchSize: batchSize, rowCount: rowCount)
+            guard let rows else { return batch }
+            return Array(batch[try parseRange(rows, upperLimit: batchSize)])
+        }
+        return Array(try parseRange(rows ?? ":", upperLimit: rowCount))
+    }
+}

@@ -308,3 +308,28 @@ final class IndexedDatasetTests: XCTestCase {
         }
     }
 }
+
+final class RowSelectionTests: XCTestCase {
+    func testRangeSyntax() throws {
+        XCTAssertEqual(try RowSelection.parseRange("2:5", upperLimit: 10), 2..<5)
+        XCTAssertEqual(try RowSelection.parseRange("3:", upperLimit: 10), 3..<10)
+        XCTAssertEqual(try RowSelection.parseRange(":4", upperLimit: 10), 0..<4)
+        XCTAssertEqual(try RowSelection.parseRange(":", upperLimit: 10), 0..<10)
+        XCTAssertEqual(try RowSelection.parseRange("7", upperLimit: 10), 7..<8)
+        for bad in ["5:5", "6:2", "-1:3", "0:11", "10", "x:3", "1:2:3", ""] {
+            assertCorpusError(.outOfRange, mentions: ["--rows '\(bad)'"]) { try RowSelection.parseRange(bad, upperLimit: 10) }
+        }
+    }
+
+    func testStepRowsAreBatchPositions() throws {
+        // Mini suite: step 1999, B = 4, 4391 rows -> rows 3605...3608.
+        XCTAssertEqual(try RowSelection.rows(step: 1999, batchSize: 4, rows: nil, rowCount: 4391), [3605, 3606, 3607, 3608])
+        XCTAssertEqual(try RowSelection.rows(step: 1999, batchSize: 4, rows: "1:3", rowCount: 4391), [3606, 3607])
+        // Wrapping inside a batch.
+        XCTAssertEqual(try RowSelection.rows(step: 1, batchSize: 4, rows: nil, rowCount: 6), [4, 5, 0, 1])
+        assertCorpusError(.outOfRange) { try RowSelection.rows(step: 0, batchSize: 4, rows: "0:5", rowCount: 100) }
+        // Without a step: absolute rows.
+        XCTAssertEqual(try RowSelection.rows(step: nil, batchSize: 4, rows: "98:", rowCount: 100), [98, 99])
+        assertCorpusError(.outOfRange) { try RowSelection.rows(step: nil, batchSize: 4, rows: "99:101", rowCount: 100) }
+    }
+}
