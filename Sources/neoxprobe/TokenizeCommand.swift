@@ -1,6 +1,66 @@
 import ArgumentParser
+import Foundation
+import Tokenizers
 
+/// `neoxprobe tokenize`: text → ids (one line, space-separated) or, with `--decode`, ids → text.
+/// The whole input is read as raw bytes, so ids are exactly those of the file, newlines included.
 struct TokenizeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "(not yet implemented)")
-    func run() throws { throw ValidationError("'tokenize' is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Encode a file (or stdin) to token ids on one line, or decode such a line with --decode.")
+
+    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located automatically).")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "Model directory to look for a tokenizer next to the weights.")
+    var model: String?
+
+    @Flag(name: .long, help: "Read space-separated ids and write the decoded text (no newline added).")
+    var decode = false
+
+    @Argument(help: "Input file, or - for standard input (default).")
+    var input: String = "-"
+
+    /// Errors (TokenizerError is CustomStringConvertible) reach ArgumentParser, which prints
+    /// "Error: <message>" and exits nonzero.
+    func run() throws {
+        let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) },
+                                             modelDirectory: model.map { URL(fileURLWithPath: $0, isDirectory: true) })
+        let tok = try TokenizerLoader.load(url)
+        let inputName = input == "-" ? "standard input" : input
+        let bytes: [UInt8]
+        if input == "-" {
+            bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
+        } else {
+            guard let data = FileManager.default.contents(atPath: input) else {
+                throw TokenizeInputError("cannot read input file \(input)")
+            }
+            bytes = Array(data)
+        }
+        if decode {
+            let text = String(decoding: bytes, as: UTF8.self)
+            var ids: [Int32] = []
+            for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }) {
+                guard let id = Int32(field) else {
+                    throw TokenizeInputError("\(inputName): \"\(field)\" is not an integer token id")
+                }
+                ids.append(id)
+            }
+            FileHandle.standardOutput.write(Data(try tok.decode(ids).utf8))
+        } else {
+            if let offset = UTF8Validation.firstInvalidOffset(bytes) {
+                throw TokenizerError.invalidUTF8(input: inputName, offset: offset)
+            }
+            let ids = try tok.encode(utf8: bytes)
+            var line = ids.map(String.init).joined(separator: " ")
+            line.append("\n")
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
+    }
+}
+
+/// A bad input to `tokenize` (reported without the usage text that ValidationError adds).
+private struct TokenizeInputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
