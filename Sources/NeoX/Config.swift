@@ -76,7 +76,7 @@ public struct NeoXConfig: Sendable, Equatable {
                 if let value { return value }
                 throw fail("missing required field '\(key)'")
             }
-            guard let number = raw as? NSNumber, !(raw is Bool), number.doubleValue == number.doubleValue.rounded() else {
+            guard let number = raw as? NSNumber, !isJSONBoolean(raw), number.doubleValue == number.doubleValue.rounded() else {
                 throw fail("field '\(key)' must be an integer, got \(raw)")
             }
             return number.intValue
@@ -84,7 +84,7 @@ public struct NeoXConfig: Sendable, Equatable {
         func double(_ key: String, in dictionary: [String: Any]? = nil, default value: Double?) throws -> Double? {
             let source = dictionary ?? json
             guard let raw = source[key], !(raw is NSNull) else { return value }
-            guard let number = raw as? NSNumber, !(raw is Bool) else { throw fail("field '\(key)' must be a number, got \(raw)") }
+            guard let number = raw as? NSNumber, !isJSONBoolean(raw) else { throw fail("field '\(key)' must be a number, got \(raw)") }
             return number.doubleValue
         }
         func bool(_ key: String, default value: Bool) throws -> Bool {
@@ -108,8 +108,9 @@ public struct NeoXConfig: Sendable, Equatable {
         tieWordEmbeddings = try bool("tie_word_embeddings", default: false)
 
         // Rotary: v4 spells it rotary_pct / rotary_emb_base; v5 nests it in rope_parameters.
-        var pct = try double("rotary_pct", default: nil)
-        var base = try double("rotary_emb_base", default: nil)
+        // transformers 4.4x also writes the aliases partial_rotary_factor / rope_theta at top level.
+        var pct = try double("rotary_pct", default: nil) ?? double("partial_rotary_factor", default: nil)
+        var base = try double("rotary_emb_base", default: nil) ?? double("rope_theta", default: nil)
         if let rope = json["rope_parameters"], !(rope is NSNull) {
             guard let parameters = rope as? [String: Any] else { throw fail("rope_parameters must be an object") }
             if let type = parameters["rope_type"] as? String, type != "default" {
@@ -147,4 +148,12 @@ public struct NeoXConfig: Sendable, Equatable {
         guard rotaryBase > 0 else { throw fail("rotary base \(rotaryBase) must be positive") }
         guard layerNormEps > 0 else { throw fail("layer_norm_eps must be positive") }
     }
+}
+
+/// Whether a `JSONSerialization` value is a JSON `true`/`false`. `value is Bool` cannot tell: on Linux
+/// an NSNumber holding 0, 1 or 1.0 also casts to Bool, which would reject `"num_attention_heads": 1`
+/// or a safetensors offset of 0. JSON booleans are the NSNumbers of objCType "c".
+func isJSONBoolean(_ value: Any) -> Bool {
+    if value is NSNumber, let number = value as? NSNumber { return String(cString: number.objCType) == "c" }
+    return type(of: value) == Bool.self
 }

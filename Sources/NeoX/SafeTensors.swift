@@ -69,7 +69,7 @@ public enum SafeTensors {
     private static func integers(_ values: [Any]) -> [Int]? {
         var result: [Int] = []
         for value in values {
-            guard !(value is Bool), let number = value as? NSNumber,
+            guard !isJSONBoolean(value), let number = value as? NSNumber,
                   number.doubleValue == number.doubleValue.rounded(), abs(number.doubleValue) < 9.0e15 else { return nil }
             result.append(number.intValue)
         }
