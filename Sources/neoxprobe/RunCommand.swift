@@ -1,6 +1,133 @@
 import ArgumentParser
+import Foundation
+import NeoX
+import Tokenizers
 
+/// `neoxprobe run`: one forward pass over a batch, capturing the requested hooks to a safetensors file.
 struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "(not yet implemented)")
-    func run() throws { throw ValidationError("'run' is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a model forward on token ids or text and save the requested activations as safetensors.",
+        discussion: """
+        Hook names follow TransformerLens: blocks.L.hook_resid_pre, blocks.L.hook_attn_out, blocks.L.hook_mlp_out,
+        blocks.L.hook_resid_mid (sequential-residual models only; Pythia is parallel), blocks.L.hook_resid_post,
+        ln_final.hook_normalized, logits. --hooks takes comma-separated globs where * matches anything, dots
+        included: '*', 'blocks.*.hook_resid_post', 'blocks.3.*,logits'. Each activation is written as float32
+        [B, T, d] (logits [B, T, V]).
+        """)
+
+    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
+    var model: String
+
+    @Option(name: .long, help: "@FILE with one sequence of whitespace-separated token ids per line (B equal-length lines = a batch of B), or the ids inline.")
+    var tokens: String?
+
+    @Option(name: .long, help: "A UTF-8 text file to tokenize as one sequence.")
+    var text: String?
+
+    @Option(name: .long, help: "tokenizer.json or SentencePiece .model for --text (default: located next to the model).")
+    var tokenizer: String?
+
+    @Flag(name: .long, help: "With --text: keep the first max_position_embeddings tokens instead of failing.")
+    var truncate = false
+
+    @Option(name: .long, help: "Hooks to capture: comma-separated glob patterns.")
+    var hooks: String
+
+    @Option(name: .long, help: "Output .safetensors file (written atomically).")
+    var out: String
+
+    @Option(name: .long, help: "MLP activation: erf (exact GELU, as HF) or tanh (the approximation GPT-NeoX trained with). Default: config's hidden_act.")
+    var gelu: String?
+
+    func validate() throws {
+        if (tokens == nil) == (text == nil) { throw ValidationError("give exactly one of --tokens @FILE or --text FILE") }
+        if let gelu, gelu != "erf", gelu != "tanh" { throw ValidationError("--gelu must be erf or tanh, got '\(gelu)'") }
+        if truncate && text == nil { throw ValidationError("--truncate applies only to --text") }
+    }
+
+    func run() throws {
+        let started = Date()
+        let directory = try ModelLocator.resolve(model)
+        let checkpoint = try Checkpoint(directory: directory)
+        let config = checkpoint.config
+
+        // Which hooks exist, and what that means for loading.
+        let filter = HookFilter(hooks)
+        let selected = filter.select(HookName.all(for: config))
+        guard !selected.isEmpty else {
+            throw ValidationError("--hooks '\(hooks)' matches none of this model's hooks (e.g. \(HookName.residPost(0)), \(HookName.lnFinal), \(HookName.logits)\(config.parallelResidual ? "; this parallel-residual model has no hook_resid_mid" : ""))")
+        }
+        let needsFinal = selected.contains(HookName.lnFinal) || selected.contains(HookName.logits)
+        let layers = needsFinal ? config.numLayers : (selected.compactMap(HookName.layer(of:)).max() ?? 0) + 1
+        let activation: MLPActivation? = gelu.map { $0 == "tanh" ? .geluTanh : .geluErf }
+        let network = try NeoXModel(checkpoint: checkpoint, activation: activation, layers: layers,
+                                    loadUnembedding: selected.contains(HookName.logits))
+        let loaded = Date()
+
+        let batch = try readInput(config: config, modelDirectory: directory)
+        _ = try network.validate(tokens: batch)
+        let result = try network.forward(tokens: batch, capture: filter)
+        let computed = Date()
+
+        let outURL = URL(fileURLWithPath: out)
+        try SafeTensorsWriter.write(result.activations, to: outURL, metadata: [
+            "model": directory.path, "hooks": hooks, "activation": network.activation.rawValue,
+            "batch": "\(batch.count)", "length": "\(batch[0].count)", "format": "neoxprobe run \(NeoXProbeVersion.string)",
+        ])
+        let written = Date()
+
+        let B = batch.count, T = batch[0].count
+        let bytes = result.activations.values.reduce(0) { $0 + $1.data.count * 4 }
+        func seconds(_ a: Date, _ b: Date) -> String { String(format: "%.2fs", b.timeIntervalSince(a)) }
+        print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
+        print("input   \(B)×\(T) tokens")
+        print("hooks   \(result.activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)")
+        print("time    load \(seconds(started, loaded)), forward \(seconds(loaded, computed)) (\(String(format: "%.0f", Double(B * T) / computed.timeIntervalSince(loaded))) tokens/s over \(result.layersRun) layers), write \(seconds(computed, written))")
+    }
+
+    /// The batch from --tokens or --text.
+    func readInput(config: NeoXConfig, modelDirectory: URL) throws -> [[Int32]] {
+        if let tokens {
+            let source: String, name: String
+            if tokens.hasPrefix("@") {
+                name = String(tokens.dropFirst())
+                guard let data = FileManager.default.contents(atPath: name) else { throw ValidationError("cannot read token file \(name)") }
+                source = String(decoding: data, as: UTF8.self)
+            } else {
+                name = "--tokens"
+                source = tokens
+            }
+            var batch: [[Int32]] = []
+            var lineNumbers: [Int] = []
+            for (number, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+                if fields.isEmpty { continue }
+                var row: [Int32] = []
+                for field in fields {
+                    guard let id = Int32(field) else { throw ValidationError("\(name):\(number + 1): '\(field)' is not an integer token id") }
+                    row.append(id)
+                }
+                batch.append(row)
+                lineNumbers.append(number + 1)
+            }
+            guard let first = batch.first else { throw ValidationError("\(name): no token ids (empty input)") }
+            for (row, line) in zip(batch, lineNumbers) where row.count != first.count {
+                throw ValidationError("\(name): all lines must have the same number of tokens to form a batch: line \(lineNumbers[0]) has \(first.count), line \(line) has \(row.count)")
+            }
+            return batch
+        }
+        let path = text!
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read text file \(path)") }
+        let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory)
+        var ids = try TokenizerLoader.load(url).encode(utf8: Array(data))
+        guard !ids.isEmpty else { throw ValidationError("\(path): the text encodes to no tokens (empty input)") }
+        if ids.count > config.maxPositionEmbeddings {
+            guard truncate else {
+                throw ValidationError("\(path): the text is \(ids.count) tokens, longer than the model's context of \(config.maxPositionEmbeddings) (max_position_embeddings); pass --truncate to keep the first \(config.maxPositionEmbeddings)")
+            }
+            ids = Array(ids.prefix(config.maxPositionEmbeddings))
+        }
+        return [ids]
+    }
 }
