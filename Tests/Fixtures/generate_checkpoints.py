@@ -7,6 +7,9 @@ Everything the Checkpoint* tests expect comes from here (torch 2.5 / safetensors
 nothing is hand-typed in the tests. Tensors are compared by SHA-256 of their values widened to fp32
 (little-endian, row-major), which is exact: fp16/bf16 -> fp32 is lossless.
 
+Tensor values are seeded and reproducible; the .bin zips still differ byte-wise between runs because
+torch writes a random .data/serialization_id into each archive.
+
 Outputs:
 * pythia-mini.json: for every step of ../shared/models/pythia-mini, its layout, every tensor in its
   weight files as torch/safetensors read them (dtype, shape, fp32 SHA-256), and the names a
@@ -125,6 +128,7 @@ def torch_files():
     directory = os.path.join(OUT, "torch")
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
+    torch.manual_seed(1234)  # nn.Linear's initialisation
     generator = torch.Generator().manual_seed(1234)
 
     # Module.state_dict(): an OrderedDict carrying _metadata (pickled via BUILD).
