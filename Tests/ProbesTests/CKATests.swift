@@ -46,7 +46,7 @@ final class CKATests: XCTestCase {
         let (y, yShape) = try fixture.array("y")
         let k = Int(try fixture.number("debiased_minibatch"))
         var cka = CKAAccumulator(dimX: xShape[1], dimY: yShape[1], minibatchSize: k)
-        feed(&cka, x: x, y: y, rows: xShape[0], chunks: [33, 1, 77, 200])
+        feed(&cka, x: x, y: y, rows: 311, chunks: [33, 1, 77, 200])
         let partial = cka.result()  // result() must not disturb later additions
         XCTAssertEqual(partial.tokenCount, 311)
         feed(&cka, x: Array(x[(311 * xShape[1])...]), y: Array(y[(311 * yShape[1])...]), rows: 6, chunks: [])

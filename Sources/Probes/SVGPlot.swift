@@ -1,0 +1,327 @@
+import Foundation
+
+/// Small, dependency-free SVG chart primitives for the self-contained HTML report.
+///
+/// Training steps span 0 … 10⁵ and matter most early, so the step axis is logarithmic. Step 0
+/// has no logarithm: it gets its own tick labelled "0" a fixed gap left of the first positive
+/// step, with a break mark (//) on the axis between them, so the untrained model stays visible
+/// without pretending 0 sits a decade below 1.
+enum SVG {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    static func number(_ value: Double) -> String { String(format: "%.2f", value) }
+
+    /// Short tick label: 1, 20, 2.5, 0.001, 1e+06, 3k for steps.
+    static func tickLabel(_ value: Double) -> String {
+        if value == 0 { return "0" }
+        let magnitude = abs(value)
+        if magnitude >= 1e5 || magnitude < 1e-3 { return String(format: "%.3g", value) }
+        return String(format: "%g", value)
+    }
+
+    static func stepLabel(_ step: Double) -> String {
+        if step >= 1000, step.truncatingRemainder(dividingBy: 1000) == 0 { return String(format: "%gk", step / 1000) }
+        return String(format: "%g", step)
+    }
+
+    /// Viridis, sampled at nine points and interpolated linearly (t in [0, 1]).
+    static func viridis(_ t: Double) -> String {
+        let anchors: [(Double, Double, Double)] = [
+            (0x44, 0x01, 0x54), (0x47, 0x2c, 0x7a), (0x3b, 0x51, 0x8b), (0x2c, 0x71, 0x8e), (0x21, 0x90, 0x8d),
+            (0x27, 0xad, 0x81), (0x5c, 0xc8, 0x63), (0xaa, 0xdc, 0x32), (0xfd, 0xe7, 0x25),
+        ]
+        let clamped = t.isFinite ? min(max(t, 0), 1) : 0
+        let position = clamped * Double(anchors.count - 1)
+        let index = min(Int(position), anchors.count - 2)
+        let f = position - Double(index)
+        let (a, b) = (anchors[index], anchors[index + 1])
+        func mix(_ x: Double, _ y: Double) -> Int { Int((x + (y - x) * f).rounded()) }
+        return String(format: "#%02x%02x%02x", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    }
+
+    /// Perceived brightness of a viridis sample, to choose black or white text on it.
+    static func isLight(_ t: Double) -> Bool { t > 0.55 }
+
+    /// A colour per series: ordered data (layers) get viridis stops (darkest to yellow-green,
+    /// skipping the palest end); unordered series get a categorical palette.
+    static func seriesColor(index: Int, count: Int, ordered: Bool) -> String {
+        if ordered {
+            return viridis(count <= 1 ? 0 : 0.88 * Double(index) / Double(count - 1))
+        }
+        let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+        return palette[index % palette.count]
+    }
+}
+
+/// Maps training steps to x pixels (see `SVG` for the step-0 convention).
+struct StepAxis {
+    let left: Double
+    let right: Double
+    let hasZero: Bool
+    let logMin: Double
+    let logMax: Double
+    static let zeroGap = 42.0
+
+    init(steps: [Int], left: Double, right: Double) {
+        self.left = left
+        self.right = right
+        hasZero = steps.contains(0)
+        let positive = steps.filter { $0 > 0 }.map(Double.init)
+        let low = positive.min().map(log10) ?? 0
+        let high = positive.max().map(log10) ?? 1
+        let pad = max(0.04 * (high - low), 0.05)
+        logMin = low - pad
+        logMax = max(high + pad, logMin + 0.5)
+    }
+
+    private var positiveLeft: Double { left + (hasZero ? Self.zeroGap : 0) }
+
+    func x(_ step: Int) -> Double {
+        if step <= 0 { return left + 8 }
+        let t = (log10(Double(step)) - logMin) / (logMax - logMin)
+        return positiveLeft + t * (right - positiveLeft)
+    }
+
+    /// (step value, label or nil for a minor tick).
+    var ticks: [(Double, String?)] {
+        var result: [(Double, String?)] = []
+        let decades = logMax - logMin
+        let labelled: Set<Int> = decades < 1.2 ? [1, 2, 3, 5, 7] : decades < 2.5 ? [1, 2, 5] : [1]
+        for exponent in Int(floor(logMin))...Int(ceil(logMax)) {
+            for multiple in 1...9 {
+                let value = Double(multiple) * pow(10, Double(exponent))
+                let position = log10(value)
+                guard position >= logMin - 1e-9, position <= logMax + 1e-9, value >= 1 else { continue }
+                result.append((value, labelled.contains(multiple) ? SVG.stepLabel(value) : nil))
+            }
+        }
+        return result
+    }
+
+    /// Axis line, ticks, labels and the 0-break, for a plot whose x axis sits at `y`.
+    func render(y: Double, title: String) -> String {
+        var svg = "<g class=\"axis\">"
+        svg += "<line x1=\"\(SVG.number(positiveLeft - (hasZero ? 6 : 0)))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(right))\" y2=\"\(SVG.number(y))\"/>"
+        for (value, label) in ticks {
+            let x = self.x(Int(value.rounded()))
+            let length = label == nil ? 3.0 : 6.0
+            svg += "<line x1=\"\(SVG.number(x))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(x))\" y2=\"\(SVG.number(y + length))\"/>"
+            if let label {
+                svg += "<text x=\"\(SVG.number(x))\" y=\"\(SVG.number(y + 19))\" text-anchor=\"middle\">\(label)</text>"
+            }
+        }
+        if hasZero {
+            let x0 = self.x(0)
+            svg += "<line x1=\"\(SVG.number(left))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(x0 + 10))\" y2=\"\(SVG.number(y))\"/>"
+            svg += "<line x1=\"\(SVG.number(x0))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(x0))\" y2=\"\(SVG.number(y + 6))\"/>"
+            svg += "<text x=\"\(SVG.number(x0))\" y=\"\(SVG.number(y + 19))\" text-anchor=\"middle\">0</text>"
+            // Break mark: two short slashes between the 0 tick and the log-scaled part.
+            let breakX = (x0 + positiveLeft) / 2 + 2
+            for offset in [-3.0, 3.0] {
+                svg += "<line class=\"break\" x1=\"\(SVG.number(breakX + offset - 3))\" y1=\"\(SVG.number(y + 5))\" x2=\"\(SVG.number(breakX + offset + 3))\" y2=\"\(SVG.number(y - 5))\"/>"
+            }
+        }
+        svg += "<text class=\"axis-title\" x=\"\(SVG.number((left + right) / 2))\" y=\"\(SVG.number(y + 38))\" text-anchor=\"middle\">\(SVG.escape(title))</text>"
+        return svg + "</g>"
+    }
+}
+
+/// Maps values to y pixels, linear or logarithmic, with "nice" ticks.
+struct ValueAxis {
+    let top: Double
+    let bottom: Double
+    let logarithmic: Bool
+    let low: Double
+    let high: Double
+
+    init(values: [Double], top: Double, bottom: Double, preferLog: Bool) {
+        self.top = top
+        self.bottom = bottom
+        let finite = values.filter(\.isFinite)
+        var minimum = finite.min() ?? 0
+        var maximum = finite.max() ?? 1
+        let useLog = preferLog && minimum > 0 && maximum / minimum > 20
+        logarithmic = useLog
+        if useLog {
+            low = floor(log10(minimum) * 4) / 4
+            high = max(ceil(log10(maximum) * 4) / 4, low + 0.25)
+        } else {
+            if minimum == maximum { minimum -= abs(minimum) * 0.1 + 0.5; maximum += abs(maximum) * 0.1 + 0.5 }
+            let step = Self.niceStep((maximum - minimum) / 5)
+            low = floor(minimum / step) * step
+            high = ceil(maximum / step) * step
+        }
+    }
+
+    static func niceStep(_ raw: Double) -> Double {
+        guard raw > 0, raw.isFinite else { return 1 }
+        let exponent = floor(log10(raw))
+        let fraction = raw / pow(10, exponent)
+        let nice: Double = fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 2.5 ? 2.5 : fraction <= 5 ? 5 : 10
+        return nice * pow(10, exponent)
+    }
+
+    func y(_ value: Double) -> Double {
+        let position = logarithmic ? log10(max(value, 1e-300)) : value
+        let t = (position - low) / (high - low)
+        return bottom - t * (bottom - top)
+    }
+
+    var ticks: [Double] {
+        if logarithmic {
+            var result: [Double] = []
+            let decades = high - low
+            let multiples: [Double] = decades < 1.5 ? [1, 2, 5] : [1]
+            for exponent in Int(floor(low))...Int(ceil(high)) {
+                for multiple in multiples {
+                    let value = multiple * pow(10, Double(exponent))
+                    if log10(value) >= low - 1e-9 && log10(value) <= high + 1e-9 { result.append(value) }
+                }
+            }
+            return result
+        }
+        let step = Self.niceStep((high - low) / 5)
+        var result: [Double] = []
+        var value = low
+        while value <= high + step * 1e-6 {
+            result.append(abs(value) < step * 1e-9 ? 0 : value)
+            value += step
+        }
+        return result
+    }
+
+    func render(left: Double, right: Double, title: String) -> String {
+        var svg = "<g class=\"axis\">"
+        svg += "<line x1=\"\(SVG.number(left))\" y1=\"\(SVG.number(top))\" x2=\"\(SVG.number(left))\" y2=\"\(SVG.number(bottom))\"/>"
+        for value in ticks {
+            let y = self.y(value)
+            svg += "<line class=\"grid\" x1=\"\(SVG.number(left))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(right))\" y2=\"\(SVG.number(y))\"/>"
+            svg += "<line x1=\"\(SVG.number(left - 5))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(left))\" y2=\"\(SVG.number(y))\"/>"
+            svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + 4))\" text-anchor=\"end\">\(SVG.tickLabel(value))</text>"
+        }
+        let middle = (top + bottom) / 2
+        let label = title + (logarithmic ? " (log scale)" : "")
+        svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(left - 52)),\(SVG.number(middle))) rotate(-90)\" text-anchor=\"middle\">\(SVG.escape(label))</text>"
+        return svg + "</g>"
+    }
+}
+
+/// One named line of (step, value) points.
+struct Series {
+    var label: String
+    var points: [(step: Int, value: Double)]
+}
+
+/// A line chart of values against training step.
+struct LineChart {
+    var title: String
+    var yTitle: String
+    var series: [Series]
+    /// Colour series along viridis (for layers) rather than a categorical palette.
+    var ordered: Bool
+    var preferLogY: Bool
+    var width = 660.0
+    var height = 360.0
+
+    func render() -> String {
+        let (left, right, top, bottom) = (78.0, width - 130, 34.0, height - 56)
+        let steps = Array(Set(series.flatMap { $0.points.map(\.step) })).sorted()
+        let xAxis = StepAxis(steps: steps, left: left, right: right)
+        let yAxis = ValueAxis(values: series.flatMap { $0.points.map(\.value) }, top: top, bottom: bottom, preferLog: preferLogY)
+        var svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(SVG.escape(title))\">"
+        svg += "<text class=\"chart-title\" x=\"\(SVG.number(left))\" y=\"20\">\(SVG.escape(title))</text>"
+        svg += yAxis.render(left: left, right: right, title: yTitle)
+        svg += xAxis.render(y: bottom, title: "training step (log scale)")
+        for (index, line) in series.enumerated() {
+            let color = SVG.seriesColor(index: index, count: series.count, ordered: ordered)
+            let points = line.points.filter { $0.value.isFinite && (!yAxis.logarithmic || $0.value > 0) }.sorted { $0.step < $1.step }
+            let path = points.map { "\(SVG.number(xAxis.x($0.step))),\(SVG.number(yAxis.y($0.value)))" }.joined(separator: " ")
+            svg += "<g class=\"series\"><polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(path)\"/>"
+            for point in points {
+                svg += "<circle cx=\"\(SVG.number(xAxis.x(point.step)))\" cy=\"\(SVG.number(yAxis.y(point.value)))\" r=\"3\" fill=\"\(color)\">"
+                svg += "<title>\(SVG.escape(line.label)), step \(point.step): \(SVG.escape(MetricsCSV.format(point.value)))</title></circle>"
+            }
+            svg += "</g>"
+            let legendY = top + 6 + Double(index) * 18
+            svg += "<g class=\"legend\"><line x1=\"\(SVG.number(right + 14))\" y1=\"\(SVG.number(legendY))\" x2=\"\(SVG.number(right + 36))\" y2=\"\(SVG.number(legendY))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
+            svg += "<text x=\"\(SVG.number(right + 42))\" y=\"\(SVG.number(legendY + 4))\">\(SVG.escape(line.label))</text></g>"
+        }
+        return svg + "</svg>"
+    }
+}
+
+/// A layer × step heatmap of a value in [0, 1] (CKA), with a colour bar.
+struct Heatmap {
+    var title: String
+    /// value[layer][step]
+    var cells: [Int: [Int: Double]]
+    var width = 660.0
+    var height = 360.0
+
+    func render() -> String {
+        let layers = cells.keys.sorted()
+        let steps = Array(Set(cells.values.flatMap(\.keys))).sorted()
+        let (left, top) = (78.0, 34.0)
+        let right = width - 110, bottom = height - 62
+        let cellWidth = (right - left) / Double(max(steps.count, 1))
+        let cellHeight = (bottom - top) / Double(max(layers.count, 1))
+        var svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(SVG.escape(title))\">"
+        svg += "<text class=\"chart-title\" x=\"\(SVG.number(left))\" y=\"20\">\(SVG.escape(title))</text>"
+        // Layer 0 at the bottom, as in a picture of the network.
+        for (row, layer) in layers.enumerated() {
+            let y = bottom - Double(row + 1) * cellHeight
+            for (column, step) in steps.enumerated() {
+                let x = left + Double(column) * cellWidth
+                guard let value = cells[layer]?[step] else {
+                    svg += "<rect class=\"empty\" x=\"\(SVG.number(x))\" y=\"\(SVG.number(y))\" width=\"\(SVG.number(cellWidth))\" height=\"\(SVG.number(cellHeight))\"><title>layer \(layer), step \(step): no value</title></rect>"
+                    continue
+                }
+                svg += "<rect x=\"\(SVG.number(x))\" y=\"\(SVG.number(y))\" width=\"\(SVG.number(cellWidth))\" height=\"\(SVG.number(cellHeight))\" fill=\"\(SVG.viridis(value))\"><title>layer \(layer), step \(step): \(SVG.escape(MetricsCSV.format(value)))</title></rect>"
+                if cellWidth >= 34 && cellHeight >= 16 {
+                    let color = SVG.isLight(value) ? "#000" : "#fff"
+                    svg += "<text class=\"cell\" x=\"\(SVG.number(x + cellWidth / 2))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"middle\" fill=\"\(color)\">\(String(format: "%.2f", value))</text>"
+                }
+            }
+            svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"end\">\(layer)</text>"
+        }
+        // Step labels: every column while they fit, else thinned.
+        let every = max(1, Int((38 / cellWidth).rounded(.up)))
+        for (column, step) in steps.enumerated() where column % every == 0 {
+            let x = left + (Double(column) + 0.5) * cellWidth
+            svg += "<text x=\"\(SVG.number(x))\" y=\"\(SVG.number(bottom + 16))\" text-anchor=\"middle\">\(SVG.stepLabel(Double(step)))</text>"
+        }
+        svg += "<text class=\"axis-title\" x=\"\(SVG.number((left + right) / 2))\" y=\"\(SVG.number(bottom + 38))\" text-anchor=\"middle\">training step (one column per checkpoint)</text>"
+        svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(left - 40)),\(SVG.number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">layer</text>"
+        // Colour bar: fixed [0, 1] so heatmaps compare with each other.
+        let barX = right + 24, barWidth = 16.0
+        let gradientID = "grad" + String(UInt32(truncatingIfNeeded: title.hashValue), radix: 16)
+        svg += "<defs><linearGradient id=\"\(gradientID)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
+        for stop in 0...8 {
+            let t = Double(stop) / 8
+            svg += "<stop offset=\"\(SVG.number(t))\" stop-color=\"\(SVG.viridis(t))\"/>"
+        }
+        svg += "</linearGradient></defs>"
+        svg += "<rect x=\"\(SVG.number(barX))\" y=\"\(SVG.number(top))\" width=\"\(SVG.number(barWidth))\" height=\"\(SVG.number(bottom - top))\" fill=\"url(#\(gradientID))\" stroke=\"#444\" stroke-width=\"0.5\"/>"
+        for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
+            let y = bottom - tick * (bottom - top)
+            svg += "<line class=\"axis-line\" x1=\"\(SVG.number(barX + barWidth))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(barX + barWidth + 4))\" y2=\"\(SVG.number(y))\"/>"
+            svg += "<text x=\"\(SVG.number(barX + barWidth + 7))\" y=\"\(SVG.number(y + 4))\">\(String(format: "%g", tick))</text>"
+        }
+        svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">CKA</text>"
+        return svg + "</svg>"
+    }
+}
