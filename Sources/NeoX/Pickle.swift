@@ -23,13 +23,18 @@ public final class PickleList: @unchecked Sendable {
 /// A Python dict seen by the unpickler, keeping insertion order (state dicts are ordered).
 public final class PickleDict: @unchecked Sendable {
     public private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
+    /// Positions of string keys, so a state dict with thousands of entries builds in linear time.
+    private var stringKeys: [String: Int] = [:]
     public init() {}
 
     /// Python semantics: assigning an existing key replaces its value in place.
     public func set(_ key: PickleValue, _ value: PickleValue) {
-        if let index = pairs.firstIndex(where: { $0.key == key }) {
-            pairs[index].value = value
+        let existing: Int?
+        if case .string(let text) = key { existing = stringKeys[text] } else { existing = pairs.firstIndex { $0.key == key } }
+        if let existing {
+            pairs[existing].value = value
         } else {
+            if case .string(let text) = key { stringKeys[text] = pairs.count }
             pairs.append((key, value))
         }
     }

@@ -257,7 +257,7 @@ struct ZipDirectory {
             // ZIP64: a locator right before the EOCD points at the ZIP64 end record.
             guard eocd >= 20, u32(eocd - 20) == 0x0706_4B50 else { throw fail("corrupt zip archive: ZIP64 locator missing") }
             let record = u64(eocd - 20 + 8)
-            guard record <= UInt64(file.count - 56), u32(Int(record)) == 0x0606_4B50 else {
+            guard file.count >= 56, record <= UInt64(file.count - 56), u32(Int(record)) == 0x0606_4B50 else {
                 throw fail("corrupt zip archive: ZIP64 end record missing or truncated")
             }
             let total = u64(Int(record) + 32)
@@ -308,7 +308,7 @@ struct ZipDirectory {
             }
             cursor += 46 + nameLength + extraLength + commentLength
 
-            guard localHeader <= UInt64(file.count - 30), u32(Int(localHeader)) == 0x0403_4B50 else {
+            guard file.count >= 30, localHeader <= UInt64(file.count - 30), u32(Int(localHeader)) == 0x0403_4B50 else {
                 throw fail("truncated or corrupt zip archive: local header of '\(name)' is missing")
             }
             let local = Int(localHeader)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import XCTest
 @testable import NeoX
 
@@ -155,6 +158,43 @@ final class CheckpointTorchTests: XCTestCase {
             XCTAssertThrowsError(try Unpickler.load(Array(pickle[..<length]), resolver: resolver), "length \(length)") { error in
                 XCTAssert(error is PickleError, "length \(length): \(error)")
             }
+        }
+    }
+
+    /// Cut at any length or with any byte flipped, an archive either loads with every tensor inside
+    /// the file or fails with a NeoXError: never a crash (the test process would die).
+    func testDamagedArchivesNeverCrash() throws {
+        let original = [UInt8](try Data(contentsOf: CheckpointFixtures.url("torch/assorted.bin")))
+        // Thousands of small rewrites: use RAM-backed /dev/shm when there is one (a disk-backed
+        // temporary folder costs milliseconds per write on some machines).
+        let shm = URL(fileURLWithPath: "/dev/shm")
+        let url = (FileManager.default.isWritableFile(atPath: shm.path) ? shm : scratch)
+            .appendingPathComponent("neox-fuzz-\(UUID().uuidString).bin")
+        defer { try? FileManager.default.removeItem(at: url) }
+        func check(_ bytes: [UInt8], _ label: String) throws {
+            // Plain POSIX writes: Foundation's Data.write costs milliseconds per call here.
+            let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            if fd < 0 || written != bytes.count { return XCTFail("\(label): cannot write \(url.path)") }
+            do {
+                for entry in try TorchCheckpoint.read(url).values where entry.offset + entry.byteCount > bytes.count {
+                    XCTFail("\(label): '\(entry.name)' runs past the end of the file")
+                }
+            } catch is NeoXError {
+            } catch {
+                XCTFail("\(label): unexpected error \(error)")
+            }
+        }
+        // Sampled sparsely through the data, densely through the central directory at the end.
+        let tail = max(0, original.count - 2048)
+        for length in Array(stride(from: 0, to: tail, by: 11)) + Array(stride(from: tail, to: original.count, by: 1)) {
+            try check(Array(original[..<length]), "cut at \(length)")
+        }
+        for position in Array(stride(from: 0, to: tail, by: 5)) + Array(stride(from: tail, to: original.count, by: 1)) {
+            var bytes = original
+            bytes[position] ^= 0xFF
+            try check(bytes, "flip at \(position)")
         }
     }
 
