@@ -72,20 +72,20 @@ public struct HTMLReport: Sendable {
     }
 
     static let style = """
-    body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px 32px;color:#222;background:#fff}
+    body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:20px 24px;color:#222;background:#fff}
     h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
     header p,footer{color:#555;font-size:14px}footer{margin-top:32px}
     .plots{display:flex;flex-wrap:wrap;gap:16px}
     figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:6px;background:#fcfcfc}
-    .missing{color:#8a5a00;background:#fff7e0;border:1px solid #f0dca0;border-radius:6px;padding:8px 12px;font-size:14px;width:620px;margin:0}
+    .missing{color:#8a5a00;background:#fff7e0;border:1px solid #f0dca0;border-radius:6px;padding:8px 12px;font-size:14px;width:600px;margin:0;align-self:flex-start}
     pre{background:#f6f6f6;padding:10px;font-size:12px;max-height:320px;overflow:auto}
-    svg.chart text{font-size:12px;fill:#333}
+    svg.chart{display:block}svg.chart text{font-size:12px;fill:#333}
     svg.chart .chart-title{font-size:14px;font-weight:600;fill:#111}
     svg.chart .axis-title{font-size:12.5px;fill:#444}
     svg.chart .axis line,svg.chart .axis-line{stroke:#555;stroke-width:1}
     svg.chart .axis line.grid{stroke:#e6e6e6}
     svg.chart .axis line.break{stroke:#555;stroke-width:1.2}
-    svg.chart rect.empty{fill:#eee;stroke:#fff}
+    svg.chart rect{shape-rendering:crispEdges}svg.chart rect.empty{fill:#eee;stroke:#fff}
     svg.chart text.cell{font-size:11px}
     svg.chart .legend text{font-size:12px}
     """

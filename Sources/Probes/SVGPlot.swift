@@ -29,7 +29,11 @@ enum SVG {
     static func tickLabel(_ value: Double) -> String {
         if value == 0 { return "0" }
         let magnitude = abs(value)
-        if magnitude >= 1e5 || magnitude < 1e-3 { return String(format: "%.3g", value) }
+        if magnitude >= 1e5 || magnitude < 1e-3 {
+            // 1e+05 → 1e5, 2.5e-04 → 2.5e-4
+            return String(format: "%.3g", value).replacingOccurrences(of: "e+0", with: "e")
+                .replacingOccurrences(of: "e+", with: "e").replacingOccurrences(of: "e-0", with: "e-")
+        }
         return String(format: "%g", value)
     }
 
@@ -185,7 +189,7 @@ struct ValueAxis {
         if logarithmic {
             var result: [Double] = []
             let decades = high - low
-            let multiples: [Double] = decades < 1.5 ? [1, 2, 5] : [1]
+            let multiples: [Double] = decades < 2.6 ? [1, 2, 5] : decades < 4 ? [1, 3] : [1]
             for exponent in Int(floor(low))...Int(ceil(high)) {
                 for multiple in multiples {
                     let value = multiple * pow(10, Double(exponent))
@@ -234,7 +238,7 @@ struct LineChart {
     /// Colour series along viridis (for layers) rather than a categorical palette.
     var ordered: Bool
     var preferLogY: Bool
-    var width = 660.0
+    var width = 640.0
     var height = 360.0
 
     func render() -> String {
@@ -269,7 +273,7 @@ struct Heatmap {
     var title: String
     /// value[layer][step]
     var cells: [Int: [Int: Double]]
-    var width = 660.0
+    var width = 640.0
     var height = 360.0
 
     func render() -> String {
