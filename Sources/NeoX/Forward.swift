@@ -116,6 +116,13 @@ public final class NeoXModel: Sendable {
     /// `ln_final.hook_normalized` or logits.
     public func forward(tokens: [[Int32]], capture: HookFilter = .none, logits request: LogitsRequest = .none,
                         observer: ActivationObserver? = nil) throws -> ForwardResult {
+        try Kernels.withEngineThreads {
+            try run(tokens: tokens, capture: capture, logits: request, observer: observer)
+        }
+    }
+
+    private func run(tokens: [[Int32]], capture: HookFilter, logits request: LogitsRequest,
+                     observer: ActivationObserver?) throws -> ForwardResult {
         let (B, T) = try validate(tokens: tokens)
         let cfg = config
         let N = B * T, d = cfg.hiddenSize, ff = cfg.intermediateSize, V = cfg.vocabSize
@@ -163,7 +170,7 @@ public final class NeoXModel: Sendable {
         if layersToRun == 0 && !needFinal { return result }
 
         // Working buffers, allocated once for the whole pass.
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, B * H)
+        let workers = min(Kernels.workers, B * H)
         let queryBlock = min(T, Self.attentionQueryBlock)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: N * d)          // residual stream
         let ln = UnsafeMutablePointer<Float>.allocate(capacity: N * d)         // LayerNorm output
@@ -252,9 +259,11 @@ public final class NeoXModel: Sendable {
             throw NeoXError("unembed: \(rowCount) rows need \(rowCount * d) inputs and \(rowCount * V) outputs, got \(rows.count) and \(output.count)")
         }
         guard rowCount > 0 else { return }
-        table.withUnsafeBufferPointer { W in
-            Kernels.linear(rows.baseAddress!, rows: rowCount, inFeatures: d, weight: W.baseAddress!, bias: nil,
-                           outFeatures: V, into: output.baseAddress!)
+        Kernels.withEngineThreads {
+            table.withUnsafeBufferPointer { W in
+                Kernels.linear(rows.baseAddress!, rows: rowCount, inFeatures: d, weight: W.baseAddress!, bias: nil,
+                               outFeatures: V, into: output.baseAddress!)
+            }
         }
     }
 
@@ -293,16 +302,7 @@ public final class NeoXModel: Sendable {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(dh),
                                 scale, q + i0 * ld, Int32(ld), k, Int32(ld), 0, S, Int32(keys))
                     // Row-wise causal softmax (fp32): query i0+r sees keys 0...i0+r.
-                    for r in 0..<rows {
-                        let row = S + r * keys, visible = i0 + r + 1
-                        var maxValue = -Float.infinity
-                        for j in 0..<visible where row[j] > maxValue { maxValue = row[j] }
-                        var sum: Float = 0
-                        for j in 0..<visible { let e = expf(row[j] - maxValue); row[j] = e; sum += e }
-                        let inv = 1 / sum
-                        for j in 0..<visible { row[j] *= inv }
-                        for j in visible..<keys { row[j] = 0 }
-                    }
+                    for r in 0..<rows { Kernels.causalSoftmaxRow(S + r * keys, visible: i0 + r + 1, count: keys) }
                     // o[i0+r] = Σ_j P[r, j] · v[j]
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dh), Int32(keys),
                                 1, S, Int32(keys), v, Int32(ld), 0, o + i0 * d, Int32(d))
@@ -319,7 +319,7 @@ public final class NeoXModel: Sendable {
         let d = config.hiddenSize, ff = config.intermediateSize
         Kernels.linear(input, rows: rows, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: hidden)
         let activation = self.activation
-        let total = rows * ff, parts = min(ProcessInfo.processInfo.activeProcessorCount, max(1, total / 65536))
+        let total = rows * ff, parts = min(Kernels.workers, max(1, total / 65536))
         let address = Int(bitPattern: hidden)
         Kernels.parallel(parts) { part in
             let range = Kernels.slice(total, parts: parts, part: part)

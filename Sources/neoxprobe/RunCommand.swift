@@ -40,6 +40,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "MLP activation: erf (exact GELU, as HF) or tanh (the approximation GPT-NeoX trained with). Default: config's hidden_act.")
     var gelu: String?
 
+    @Option(name: .long, help: ArgumentHelp("Run the forward pass N times and report the fastest (benchmarking).", visibility: .hidden))
+    var repeats = 1
+
     func validate() throws {
         if (tokens == nil) == (text == nil) { throw ValidationError("give exactly one of --tokens @FILE or --text FILE") }
         if let gelu, gelu != "erf", gelu != "tanh" { throw ValidationError("--gelu must be erf or tanh, got '\(gelu)'") }
@@ -67,23 +70,31 @@ struct RunCommand: ParsableCommand {
 
         let batch = try readInput(config: config, modelDirectory: directory)
         _ = try network.validate(tokens: batch)
-        let result = try network.forward(tokens: batch, capture: filter)
+        var result: ForwardResult? = nil
+        var best = Double.infinity
+        for _ in 0..<max(1, repeats) {
+            result = nil   // release the previous pass's activations before the next
+            let start = Date()
+            result = try network.forward(tokens: batch, capture: filter)
+            best = min(best, Date().timeIntervalSince(start))
+        }
         let computed = Date()
+        let activations = result!.activations, layersRun = result!.layersRun
 
         let outURL = URL(fileURLWithPath: out)
-        try SafeTensorsWriter.write(result.activations, to: outURL, metadata: [
+        try SafeTensorsWriter.write(activations, to: outURL, metadata: [
             "model": directory.path, "hooks": hooks, "activation": network.activation.rawValue,
             "batch": "\(batch.count)", "length": "\(batch[0].count)", "format": "neoxprobe run \(NeoXProbeVersion.string)",
         ])
         let written = Date()
 
         let B = batch.count, T = batch[0].count
-        let bytes = result.activations.values.reduce(0) { $0 + $1.data.count * 4 }
+        let bytes = activations.values.reduce(0) { $0 + $1.data.count * 4 }
         func seconds(_ a: Date, _ b: Date) -> String { String(format: "%.2fs", b.timeIntervalSince(a)) }
         print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
         print("input   \(B)×\(T) tokens")
-        print("hooks   \(result.activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)")
-        print("time    load \(seconds(started, loaded)), forward \(seconds(loaded, computed)) (\(String(format: "%.0f", Double(B * T) / computed.timeIntervalSince(loaded))) tokens/s over \(result.layersRun) layers), write \(seconds(computed, written))")
+        print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)")
+        print("time    load \(seconds(started, loaded)), forward \(String(format: "%.3fs", best)) (\(String(format: "%.1f", Double(B * T) / best)) tokens/s over \(layersRun) layers\(repeats > 1 ? ", best of \(repeats)" : "")), write \(seconds(computed, written))")
     }
 
     /// The batch from --tokens or --text.

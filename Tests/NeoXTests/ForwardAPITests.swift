@@ -173,3 +173,33 @@ final class ResultBox: @unchecked Sendable {
     private(set) var values: [Tensor?] = []
     func append(_ value: Tensor?) { lock.lock(); values.append(value); lock.unlock() }
 }
+
+final class ForwardKernelTests: XCTestCase {
+    func testVectorExpMatchesExpf() {
+        var worst: Float = 0
+        var x: Float = -90
+        while x < 0.5 {
+            var lanes = SIMD16<Float>()
+            for i in 0..<16 { lanes[i] = x + Float(i) * 0.0007 }
+            let e = Kernels.exp16(lanes)
+            for i in 0..<16 {
+                let ref = expf(lanes[i])
+                if lanes[i] >= -87 { worst = max(worst, abs(e[i] - ref) / ref) } else { XCTAssertEqual(e[i], 0) }
+            }
+            x += 0.0113
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        print("exp16 max relative error vs expf: \(worst)")
+    }
+
+    func testCausalSoftmaxRow() {
+        for visible in [1, 5, 16, 17, 40] {
+            var row = (0..<48).map { Float(sin(Double($0) * 1.7)) * 9 }
+            let ref = row[0..<visible].map { expf($0 - row[0..<visible].max()!) }
+            let total = ref.reduce(0, +)
+            row.withUnsafeMutableBufferPointer { Kernels.causalSoftmaxRow($0.baseAddress!, visible: visible, count: 48) }
+            for j in 0..<visible { XCTAssertEqual(row[j], ref[j] / total, accuracy: 1e-6) }
+            XCTAssertEqual(Array(row[visible...]), [Float](repeating: 0, count: 48 - visible))
+        }
+    }
+}

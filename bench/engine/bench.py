@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""bench/engine: Swift engine vs HF transformers on a random-weight pythia-160m-shaped model,
+1×2048 tokens, every hook captured. Each side runs as its own process under /usr/bin/time -v
+(peak RSS), best-of-REPEATS forward time. Prints a markdown table.
+Usage: bench.py NEOXPROBE_BINARY PYTHON MODEL_DIR TOKENS_FILE REPEATS"""
+import os, re, subprocess, sys
+
+binary, python, model, tokens, repeats = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+here = os.path.dirname(os.path.abspath(__file__))
+d, ff, L, V, T = 768, 3072, 12, 50304, 2048
+
+
+def timed(cmd):
+    out = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, check=True)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1)) / 1024
+    return out.stdout, rss
+
+
+sgemm = float(re.search(r"sgemm ([\d.]+)", subprocess.run([python, os.path.join(here, "sgemm.py")],
+                        capture_output=True, text=True, check=True).stdout).group(1))
+# Necessary FLOPs: 2·params·tokens for the block matmuls (QKV 3d², dense d², MLP 2·d·ff per layer),
+# causal attention 2·2·T²·d/2 per layer (QKᵀ and AV over the lower triangle), unembedding 2·T·d·V if logits.
+blocks = L * (2 * T * (4 * d * d + 2 * d * ff) + 2 * T * T * d)
+rows = []
+for scope, pattern, flops in [("blocks", "blocks.*", blocks), ("all", "*", blocks + 2 * T * d * V)]:
+    out, swift_rss = timed([binary, "run", "--model", model, "--tokens", "@" + tokens, "--hooks", pattern,
+                            "--out", os.path.join(os.path.dirname(model), "bench_acts.safetensors"), "--repeats", repeats])
+    swift_t = float(re.search(r"forward ([\d.]+)s", out).group(1))
+    out, hf_rss = timed([python, os.path.join(here, "hf_forward.py"), model, tokens, scope, repeats])
+    hf_t = float(re.search(r"forward ([\d.]+)s", out).group(1))
+    rows.append((pattern, flops, swift_t, swift_rss, hf_t, hf_rss))
+
+print(f"OpenBLAS sgemm (2048×768 · 768×3072): {sgemm:.1f} GFLOP/s\n")
+print("| hooks | necessary GFLOP | Swift tokens/s | HF tokens/s | speed-up | Swift peak RSS | HF peak RSS | Swift fraction of sgemm rate |")
+print("|---|---|---|---|---|---|---|---|")
+for pattern, flops, st, sr, ht, hr in rows:
+    print(f"| `{pattern}` | {flops / 1e9:.1f} | {T / st:.0f} ({st:.2f} s) | {T / ht:.0f} ({ht:.2f} s) | {ht / st:.2f}× "
+          f"| {sr:.0f} MiB | {hr:.0f} MiB | {flops / st / 1e9 / sgemm:.0%} |")
