@@ -28,6 +28,18 @@ final class NormalizationTests: XCTestCase {
     func testNFKCMatchesHF() throws { try check("NFKC", .nfkc) }
     func testNFKDMatchesHF() throws { try check("NFKD", .nfkd) }
 
+    /// Region-wise normalization of a long text equals normalizing it whole.
+    func testRegionwiseNormalizationEqualsWhole() throws {
+        let cases = try XCTUnwrap(Fixtures.json("stress.json")["cases"] as? [[String: Any]])
+        var text = ""
+        for entry in cases { text += try Fixtures.text(ofParts: entry["parts"]).prefix(3000) + "x" }
+        for form in [Normalizer.nfc, .nfd, .nfkc, .nfkd] {
+            var copy = text
+            let bytes = copy.withUTF8 { form.normalize($0.baseAddress!, from: 0, to: $0.count) }
+            XCTAssertEqual(bytes.map { String(decoding: $0, as: UTF8.self) } ?? text, form.apply(text), "\(form)")
+        }
+    }
+
     func testQuickCheckAgreesWithFullNormalization() {
         // The byte-level shortcuts must only claim "unchanged" when that is true.
         for text in ["plain ascii", "caf\u{E9}", "\u{2019}quoted\u{2019}", "a\u{0301}", "\u{AC00}\u{11A8}"] {
