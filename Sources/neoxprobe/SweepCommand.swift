@@ -1,6 +1,119 @@
 import ArgumentParser
+import Foundation
+import NeoX
+import Probes
 
+/// `neoxprobe sweep`: probes every checkpoint of a training suite on one fixed set of tokens and
+/// writes resumable long-form results (see `SweepRunner` for the layout).
 struct SweepCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sweep", abstract: "(not yet implemented)")
-    func run() throws { throw ValidationError("'sweep' is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run probes (outliers, cka, weights, perplexity, lambada) over every checkpoint of a training suite.",
+        discussion: """
+        The suite is a directory of stepN/ checkpoints, or a Hugging Face cache repository (ORG/NAME, or a
+        models--ORG--NAME folder) with refs/stepN. Every checkpoint is measured on the same evaluation tokens:
+          --data PREFIX --rows a:b [--seq-len T]          rows a..b-1 of a Megatron .bin/.idx, first T tokens each
+          --data PREFIX --batch-of-step N [--batch-size B] the rows of training step N (Pythia batch semantics)
+          --data FILE.jsonl[.zst] --max-sequences N [--seq-len T]  documents + EOD packed into N windows of T
+        (T defaults to 2048). Perplexity uses the same tokens: position t predicts token t+1 of each sequence
+        (T-1 scored tokens a sequence). CKA compares each checkpoint with --reference-step (default: the last
+        step), whose activations are cached in RESULTS/.reference. Results: RESULTS/steps/stepNNNNNN/<probe>.csv,
+        RESULTS/metrics.csv (long form step,layer,site,metric,value) and RESULTS/run.json. Rerunning resumes:
+        finished (checkpoint, probe) files are skipped; a changed data spec or option set is refused.
+        """)
+
+    @Option(name: .long, help: "Suite: a directory of stepN/ checkpoints, ORG/NAME in the Hugging Face cache, or a models--ORG--NAME folder.")
+    var suite: String
+
+    @Option(name: .long, help: "Steps to measure: all, or a comma-separated list (e.g. 0,512,2000).")
+    var steps: String = "all"
+
+    @Option(name: .long, help: "Evaluation tokens: a Megatron dataset PREFIX (.bin/.idx) or a .jsonl/.jsonl.zst/.txt corpus.")
+    var data: String?
+
+    @Option(name: .long, help: "Rows a:b of the .bin/.idx dataset (b exclusive).")
+    var rows: String?
+
+    @Option(name: .long, help: "Use the rows of this 0-based training step (with --batch-size).")
+    var batchOfStep: Int?
+
+    @Option(name: .long, help: "Batch size for --batch-of-step (Pythia: 1024).")
+    var batchSize: Int = 1024
+
+    @Option(name: .long, help: "Tokens per evaluation sequence (default 2048).")
+    var seqLen: Int?
+
+    @Option(name: .long, help: "Packed windows to take from a text corpus.")
+    var maxSequences: Int?
+
+    @Option(name: .long, help: "Comma-separated probes: outliers,cka,weights,perplexity,lambada.")
+    var probes: String = "outliers,cka,weights"
+
+    @Option(name: .long, help: "Results directory.")
+    var out: String
+
+    @Option(name: .long, help: "CKA reference step (default: the last selected step).")
+    var referenceStep: Int?
+
+    @Option(name: .long, help: "Weights reference step for distances and histogram bins (default: 0).")
+    var weightsReferenceStep: Int?
+
+    @Option(name: .long, help: "Also compute the debiased minibatch CKA with K rows per minibatch.")
+    var ckaMinibatch: Int?
+
+    @Option(name: .long, help: "LAMBADA jsonl (default: \(LambadaCommand.defaultData)).")
+    var lambadaData: String?
+
+    @Option(name: .long, help: "Evaluate only the first N LAMBADA examples.")
+    var lambadaLimit: Int?
+
+    @Option(name: .long, help: "Override the MLP activation: erf (HF 'gelu') or tanh (GPT-NeoX's fused gelu).")
+    var gelu: String?
+
+    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the first checkpoint).")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "Outlier dimensions listed per site.")
+    var topK: Int = 8
+
+    @Option(name: .long, help: "Tokens per forward pass (bounds activation memory).")
+    var tokensPerBatch: Int = 8192
+
+    @Flag(name: .long, help: "No progress output on standard error.")
+    var quiet = false
+
+    func run() throws {
+        if let gelu, gelu != "erf", gelu != "tanh" { throw ValidationError("--gelu must be erf or tanh, got '\(gelu)'") }
+        do {
+            let probeList = try SweepProbe.parse(probes)
+            let spec = try data.map {
+                try SweepDataSpec.parse(data: $0, rows: rows, batchOfStep: batchOfStep, batchSize: batchSize,
+                                        sequenceLength: seqLen, maxSequences: maxSequences)
+            }
+            var options = SweepOptions(suite: suite, data: spec, probes: probeList, output: URL(fileURLWithPath: out))
+            options.steps = steps
+            options.referenceStep = referenceStep
+            options.weightsReferenceStep = weightsReferenceStep
+            options.ckaMinibatch = ckaMinibatch
+            if let lambadaData { options.lambadaData = lambadaData } else { options.lambadaData = LambadaCommand.defaultData }
+            options.lambadaLimit = lambadaLimit
+            options.activation = gelu.map { $0 == "tanh" ? .geluTanh : .geluErf }
+            options.tokenizer = tokenizer
+            options.topK = topK
+            options.tokensPerBatch = max(1, tokensPerBatch)
+            options.toolVersion = NeoXProbeVersion.string
+            options.verbose = !quiet
+            let summary = try SweepRunner(options: options).run()
+            let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
+            print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
+                + "\(summary.metricsRowCount) rows in \(metrics)")
+        } catch let error as ProbeError {
+            throw SweepFailure(description: error.description)
+        }
+    }
+}
+
+/// A sweep error, reported as its message without ArgumentParser's usage text.
+struct SweepFailure: Error, CustomStringConvertible {
+    let description: String
 }
