@@ -126,7 +126,7 @@ public struct LambadaEvaluator: Sendable {
     /// Encodes examples (in parallel: the tokenizer is thread-safe).
     public func requests(for examples: [LambadaExample]) throws -> [LambadaRequest] {
         let tokenizer = self.tokenizer, endOfText = self.endOfText
-        return try concurrentMap(examples) { example in
+        return try EvalConcurrency.map(examples) { example in
             try LambadaRequest.encode(context: example.context, continuation: example.target, endOfText: endOfText,
                                       encode: { try tokenizer.encode($0) })
         }
@@ -160,21 +160,24 @@ public struct LambadaEvaluator: Sendable {
     }
 }
 
-/// `items.map(transform)` spread over all cores, results in order.
-func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) throws -> R) throws -> [R] {
-    let workers = min(items.count, ProcessInfo.processInfo.activeProcessorCount)
-    if workers <= 1 { return try items.map(transform) }
-    let results = UnsafeMutableBufferPointer<Result<R, any Error>?>.allocate(capacity: items.count)
-    results.initialize(repeating: nil)
-    defer { results.deinitialize(); results.deallocate() }
-    let address = Int(bitPattern: results.baseAddress!)
-    DispatchQueue.concurrentPerform(iterations: workers) { worker in
-        let out = UnsafeMutablePointer<Result<R, any Error>?>(bitPattern: address)!
-        var i = worker
-        while i < items.count {
-            out[i] = Result { try transform(items[i]) }
-            i += workers
+public enum EvalConcurrency {
+    /// `items.map(transform)` spread over all cores, results in order (used for tokenization,
+    /// which is thread-safe and otherwise a serial bottleneck in front of the batched model).
+    public static func map<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) throws -> R) throws -> [R] {
+        let workers = min(items.count, ProcessInfo.processInfo.activeProcessorCount)
+        if workers <= 1 { return try items.map(transform) }
+        let results = UnsafeMutableBufferPointer<Result<R, any Error>?>.allocate(capacity: items.count)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        let address = Int(bitPattern: results.baseAddress!)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let out = UnsafeMutablePointer<Result<R, any Error>?>(bitPattern: address)!
+            var i = worker
+            while i < items.count {
+                out[i] = Result { try transform(items[i]) }
+                i += workers
+            }
         }
+        return try results.map { try $0!.get() }
     }
-    return try results.map { try $0!.get() }
 }

@@ -1,6 +1,92 @@
 import ArgumentParser
+import Corpus
+import Foundation
+import Probes
 
+/// `neoxprobe lambada`: LAMBADA accuracy and perplexity, computed as lm-evaluation-harness 0.4.5's
+/// `lambada_openai` task computes them with its `hf` model, but with logits only at the targets.
 struct LambadaCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "lambada", abstract: "(not yet implemented)")
-    func run() throws { throw ValidationError("'lambada' is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "lambada",
+        abstract: "LAMBADA (OpenAI) accuracy and perplexity, matching lm-evaluation-harness's lambada_openai.",
+        discussion: """
+        Each line's text is split at its last space: context = all words but the last, target = ' ' + last word.
+        The pair is encoded as the harness does for a causal model (trailing whitespace of the context moves to
+        the target; target tokens = encode(context + target) minus encode(context); an empty context becomes
+        <|endoftext|>), inputs longer than the context are left-truncated, and
+          acc        = fraction of examples whose every target token is the argmax,
+          perplexity = exp(-mean over examples of the target's summed log-likelihood).
+        """)
+
+    static let defaultData = "../shared/data/lambada/lambada_test.jsonl"
+
+    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
+    var model: String
+
+    @Option(name: .long, help: "LAMBADA jsonl, one {\"text\": ...} a line (default: \(defaultData)).")
+    var data: String?
+
+    @Option(name: .long, help: "Evaluate only the first N examples.")
+    var limit: Int?
+
+    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the model).")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "Override the MLP activation: erf (HF 'gelu') or tanh (GPT-NeoX's fused gelu).")
+    var gelu: String?
+
+    @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
+    var json = false
+
+    @Flag(name: .long, help: "Include every example's log-likelihood and greedy flag in the JSON.")
+    var perExample = false
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+    }
+
+    func run() throws {
+        let start = DispatchTime.now()
+        let dataPath = try requireFile(data ?? Self.defaultData,
+                                       what: data == nil ? "LAMBADA data (default path; pass --data)" : "LAMBADA data")
+        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, gelu: gelu)
+        let examples = try LambadaDataset.load(path: dataPath)
+        let loaded = EvalOutput.seconds(since: start)
+        let evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)
+        let result = try evaluator.evaluate(examples: examples, limit: limit)
+        let total = EvalOutput.seconds(since: start)
+
+        if json {
+            var object = setup.provenance(command: "lambada")
+            object["task"] = "lambada_openai (lm-evaluation-harness 0.4.5 formulas)"
+            object["data"] = JSONValue(URL(fileURLWithPath: dataPath).standardizedFileURL.path)
+            object["n"] = JSONValue(result.n)
+            object["acc"] = JSONValue(result.acc)
+            object["perplexity"] = JSONValue(result.perplexity)
+            object["mean_loglikelihood"] = JSONValue(result.meanLogLikelihood)
+            object["max_length"] = JSONValue(evaluator.maxLength)
+            object["truncated_examples"] = JSONValue(result.truncatedCount)
+            object["input_tokens"] = JSONValue(result.inputTokens)
+            object["convention"] = JSONValue("context = text.split(' ')[:-1] joined by ' ', target = ' ' + last word; "
+                + "harness _encode_pair tokenization; left truncation to max_length; "
+                + "acc = all target tokens greedy; perplexity = exp(-mean summed target loglikelihood)")
+            object["seconds"] = ["load": JSONValue(loaded), "total": JSONValue(total)]
+            if perExample {
+                object["examples"] = .array(result.examples.map {
+                    ["index": JSONValue($0.index), "loglikelihood": JSONValue($0.logLikelihood), "greedy": .bool($0.isGreedy),
+                     "context_tokens": JSONValue($0.contextTokens), "target_tokens": JSONValue($0.targetTokens)]
+                })
+            }
+            try EvalOutput.printJSON(object)
+        } else {
+            print("model       \(setup.modelSummary)")
+            print("tokenizer   \(setup.tokenizerURL.path)")
+            print("data        \(dataPath) (\(result.n) of \(examples.count) examples)")
+            print("method      lm-evaluation-harness 0.4.5 lambada_openai (context/target split, _encode_pair, left truncation to \(evaluator.maxLength))")
+            print("acc         \(EvalOutput.format(result.acc, digits: 6))")
+            print("perplexity  \(EvalOutput.format(result.perplexity, digits: 6))")
+            if result.truncatedCount > 0 { print("truncated   \(result.truncatedCount) examples left-truncated to \(evaluator.maxLength) tokens") }
+            print("time        \(EvalOutput.format(total, digits: 2)) s (\(result.inputTokens) input tokens)")
+        }
+    }
 }
