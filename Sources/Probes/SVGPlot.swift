@@ -297,7 +297,7 @@ struct Heatmap {
                 svg += "<rect x=\"\(SVG.number(x))\" y=\"\(SVG.number(y))\" width=\"\(SVG.number(cellWidth))\" height=\"\(SVG.number(cellHeight))\" fill=\"\(SVG.viridis(value))\"><title>layer \(layer), step \(step): \(SVG.escape(MetricsCSV.format(value)))</title></rect>"
                 if cellWidth >= 34 && cellHeight >= 16 {
                     let color = SVG.isLight(value) ? "#000" : "#fff"
-                    svg += "<text class=\"cell\" x=\"\(SVG.number(x + cellWidth / 2))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"middle\" fill=\"\(color)\">\(String(format: "%.2f", value))</text>"
+                    svg += "<text class=\"cell\" x=\"\(SVG.number(x + cellWidth / 2))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"middle\" style=\"fill:\(color)\">\(String(format: "%.2f", value))</text>"
                 }
             }
             svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"end\">\(layer)</text>"
