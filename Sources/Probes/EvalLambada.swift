@@ -33,7 +33,7 @@ public struct LambadaRequest: Sendable, Equatable {
 
     /// `(s.rstrip(), the stripped tail)` with Python's definition of whitespace: Unicode
     /// White_Space plus U+001C…U+001F (which `str.isspace` also accepts), on code points.
-    static func splitTrailingPythonWhitespace(_ s: String) -> (String, String) {
+    public static func splitTrailingPythonWhitespace(_ s: String) -> (String, String) {
         let scalars = s.unicodeScalars
         var end = scalars.endIndex
         while end > scalars.startIndex {

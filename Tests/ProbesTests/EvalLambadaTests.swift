@@ -129,7 +129,7 @@ final class EvalLambadaTests: XCTestCase {
         let truncated = try short.evaluate(requests: [request])
         XCTAssertEqual(truncated.truncatedCount, 1)
         let full = try LambadaEvaluator(model: model, tokenizer: try EvalFixtures.tokenizer())
-            .evaluate(requests: [LambadaRequest(context: (4...10).map(Int32.init), continuation: [11, 12, 13])])
+            .evaluate(requests: [LambadaRequest(context: (5...10).map(Int32.init), continuation: [11, 12, 13])])
         XCTAssertEqual(full.truncatedCount, 0)
         assertClose(truncated.examples[0].logLikelihood, full.examples[0].logLikelihood, "truncated ll", relative: 1e-6)
     }

@@ -58,7 +58,7 @@ final class EvalPerplexityTests: XCTestCase {
                 let windows = try StridedWindows(window: try XCTUnwrap(item["window"] as? Int), stride: try XCTUnwrap(item["stride"] as? Int))
                 let encoded = try (range[0]..<range[1]).map { ($0, try tokenizer.encode(documents[$0])) }
                 if mode == "packed" {
-                    let stream = encoded.flatMap { $0.1.isEmpty ? [] : $0.1 + [0] }
+                    let stream: [Int32] = encoded.flatMap { (_, ids) -> [Int32] in ids.isEmpty ? [] : ids + [0] }
                     for job in windows.jobs(for: stream) { try accumulator.add(job, owner: 0) }
                 } else {
                     for (index, ids) in encoded { for job in windows.jobs(for: ids) { try accumulator.add(job, owner: index) } }
