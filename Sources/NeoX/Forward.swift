@@ -170,7 +170,6 @@ public final class NeoXModel: Sendable {
         if layersToRun == 0 && !needFinal { return result }
 
         // Working buffers, allocated once for the whole pass.
-        let workers = min(Kernels.workers, B * H)
         let queryBlock = min(T, Self.attentionQueryBlock)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: N * d)          // residual stream
         let ln = UnsafeMutablePointer<Float>.allocate(capacity: N * d)         // LayerNorm output
@@ -179,8 +178,7 @@ public final class NeoXModel: Sendable {
         let attnOut = UnsafeMutablePointer<Float>.allocate(capacity: N * d)    // after dense
         let hidden = UnsafeMutablePointer<Float>.allocate(capacity: N * ff)    // MLP inner
         let mlpOut = UnsafeMutablePointer<Float>.allocate(capacity: N * d)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: workers * queryBlock * T)
-        defer { for p in [x, ln, qkv, heads, attnOut, hidden, mlpOut, scores] { p.deallocate() } }
+        defer { for p in [x, ln, qkv, heads, attnOut, hidden, mlpOut] { p.deallocate() } }
 
         // Embedding: x[b, t] = embed_in[tokens[b][t]].
         for b in 0..<B { for t in 0..<T { weights.embedding.copyRow(Int(tokens[b][t]), into: x + (b * T + t) * d) } }
@@ -193,8 +191,7 @@ public final class NeoXModel: Sendable {
             // Attention: ln1 → fused QKV → rotary → causal softmax(q·kᵀ/√dh)·v → dense.
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln1Weight, bias: w.ln1Bias, eps: eps, into: ln)
             Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv)
-            causalSelfAttention(qkv: qkv, batch: B, length: T, into: heads, scratch: scores,
-                                workers: workers, queryBlock: queryBlock)
+            causalSelfAttention(qkv: qkv, batch: B, length: T, into: heads, queryBlock: queryBlock)
             Kernels.linear(heads, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut)
             try emit(HookName.attnOut(L), attnOut, count: N * d, shape: shapeBTd)
 
@@ -277,38 +274,35 @@ public final class NeoXModel: Sendable {
     /// `out` `[B·T, d]`. `qkv` is `[B·T, 3d]` with HF's per-head interleaving: head h's q, k, v are
     /// columns `[3·dh·h, 3·dh·h + dh)`, `+dh`, `+2dh`. Rotary is applied to q and k in place.
     func causalSelfAttention(qkv: UnsafeMutablePointer<Float>, batch B: Int, length T: Int,
-                             into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-                             workers: Int, queryBlock: Int) {
+                             into out: UnsafeMutablePointer<Float>, queryBlock: Int) {
         let H = config.numHeads, dh = config.headDim, d = config.hiddenSize
         let ld = 3 * d
         let scale = Float(1 / Double(dh).squareRoot())   // HF: (q·kᵀ) · head_size**-0.5
         let rotary = self.rotary
-        let qkvAddress = Int(bitPattern: qkv), outAddress = Int(bitPattern: out), scratchAddress = Int(bitPattern: scratch)
-        Kernels.parallel(workers) { worker in
+        let qkvAddress = Int(bitPattern: qkv), outAddress = Int(bitPattern: out)
+        // One task per (sequence, head), scheduled dynamically; each owns a score block.
+        Kernels.parallel(B * H) { item in
             let qkv = UnsafeMutablePointer<Float>(bitPattern: qkvAddress)!
             let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-            let S = UnsafeMutablePointer<Float>(bitPattern: scratchAddress)! + worker * queryBlock * T
-            var item = worker
-            while item < B * H {
-                let b = item / H, h = item % H
-                let q = qkv + b * T * ld + h * 3 * dh, k = q + dh, v = q + 2 * dh
-                let o = out + b * T * d + h * dh
-                rotary.apply(q, rows: T, stride: ld)
-                rotary.apply(k, rows: T, stride: ld)
-                var i0 = 0
-                while i0 < T {
-                    let rows = min(queryBlock, T - i0), keys = i0 + rows
-                    // S[r, j] = scale · q[i0+r] · k[j] for j < keys
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(dh),
-                                scale, q + i0 * ld, Int32(ld), k, Int32(ld), 0, S, Int32(keys))
-                    // Row-wise causal softmax (fp32): query i0+r sees keys 0...i0+r.
-                    for r in 0..<rows { Kernels.causalSoftmaxRow(S + r * keys, visible: i0 + r + 1, count: keys) }
-                    // o[i0+r] = Σ_j P[r, j] · v[j]
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dh), Int32(keys),
-                                1, S, Int32(keys), v, Int32(ld), 0, o + i0 * d, Int32(d))
-                    i0 += rows
-                }
-                item += workers
+            let S = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * T)
+            defer { S.deallocate() }
+            let b = item / H, h = item % H
+            let q = qkv + b * T * ld + h * 3 * dh, k = q + dh, v = q + 2 * dh
+            let o = out + b * T * d + h * dh
+            rotary.apply(q, rows: T, stride: ld)
+            rotary.apply(k, rows: T, stride: ld)
+            var i0 = 0
+            while i0 < T {
+                let rows = min(queryBlock, T - i0), keys = i0 + rows
+                // S[r, j] = scale · q[i0+r] · k[j] for j < keys
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(dh),
+                            scale, q + i0 * ld, Int32(ld), k, Int32(ld), 0, S, Int32(keys))
+                // Row-wise causal softmax (fp32): query i0+r sees keys 0...i0+r.
+                for r in 0..<rows { Kernels.causalSoftmaxRow(S + r * keys, visible: i0 + r + 1, count: keys) }
+                // o[i0+r] = Σ_j P[r, j] · v[j]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dh), Int32(keys),
+                            1, S, Int32(keys), v, Int32(ld), 0, o + i0 * d, Int32(d))
+                i0 += rows
             }
         }
     }

@@ -10,8 +10,10 @@ enum Kernels {
     static func linear(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outFeatures: Int,
                        into y: UnsafeMutablePointer<Float>, workers: Int = Kernels.workers) {
-        let byRows = rows >= 32 * workers
-        let parts = max(1, min(workers, byRows ? rows / 16 : outFeatures / 256))
+        // Several slices per core, handed out dynamically, so a core slowed by other processes
+        // does not hold the whole product back; slices stay ≥ 64 rows (or 256 features) for sgemm.
+        let byRows = rows >= 64 * workers
+        let parts = max(1, min(4 * workers, byRows ? rows / 64 : outFeatures / 256))
         let (xa, wa, ya, ba) = (Int(bitPattern: x), Int(bitPattern: weight), Int(bitPattern: y), bias.map { Int(bitPattern: $0) })
         parallel(parts) { part in
             let x = UnsafePointer<Float>(bitPattern: xa)!, weight = UnsafePointer<Float>(bitPattern: wa)!
