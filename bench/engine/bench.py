@@ -13,7 +13,10 @@ d, ff, L, V, T = 768, 3072, 12, 50304, 2048
 def timed(cmd):
     out = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, check=True)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1)) / 1024
-    return out.stdout, rss
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", out.stderr).group(1)) for k in ("User", "System"))
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", out.stderr).group(1).split(":")
+    wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall)))
+    return out.stdout, rss, cpu / wall
 
 
 sgemm = float(re.search(r"sgemm ([\d.]+)", subprocess.run([python, os.path.join(here, "sgemm.py")],
@@ -23,16 +26,17 @@ sgemm = float(re.search(r"sgemm ([\d.]+)", subprocess.run([python, os.path.join(
 blocks = L * (2 * T * (4 * d * d + 2 * d * ff) + 2 * T * T * d)
 rows = []
 for scope, pattern, flops in [("blocks", "blocks.*", blocks), ("all", "*", blocks + 2 * T * d * V)]:
-    out, swift_rss = timed([binary, "run", "--model", model, "--tokens", "@" + tokens, "--hooks", pattern,
+    out, swift_rss, swift_cores = timed([binary, "run", "--model", model, "--tokens", "@" + tokens, "--hooks", pattern,
                             "--out", os.path.join(os.path.dirname(model), "bench_acts.safetensors"), "--repeats", repeats])
     swift_t = float(re.search(r"forward ([\d.]+)s", out).group(1))
-    out, hf_rss = timed([python, os.path.join(here, "hf_forward.py"), model, tokens, scope, repeats])
+    out, hf_rss, hf_cores = timed([python, os.path.join(here, "hf_forward.py"), model, tokens, scope, repeats])
     hf_t = float(re.search(r"forward ([\d.]+)s", out).group(1))
-    rows.append((pattern, flops, swift_t, swift_rss, hf_t, hf_rss))
+    rows.append((pattern, flops, swift_t, swift_rss, hf_t, hf_rss, swift_cores, hf_cores))
 
 print(f"OpenBLAS sgemm (2048×768 · 768×3072): {sgemm:.1f} GFLOP/s\n")
-print("| hooks | necessary GFLOP | Swift tokens/s | HF tokens/s | speed-up | Swift peak RSS | HF peak RSS | Swift fraction of sgemm rate |")
-print("|---|---|---|---|---|---|---|---|")
-for pattern, flops, st, sr, ht, hr in rows:
+print("| hooks | necessary GFLOP | Swift tokens/s | HF tokens/s | speed-up | Swift peak RSS | HF peak RSS | Swift fraction of sgemm rate | cores used Swift / HF |")
+print("|---|---|---|---|---|---|---|---|---|")
+for pattern, flops, st, sr, ht, hr, sc, hc in rows:
     print(f"| `{pattern}` | {flops / 1e9:.1f} | {T / st:.0f} ({st:.2f} s) | {T / ht:.0f} ({ht:.2f} s) | {ht / st:.2f}× "
-          f"| {sr:.0f} MiB | {hr:.0f} MiB | {flops / st / 1e9 / sgemm:.0%} |")
+          f"| {sr:.0f} MiB | {hr:.0f} MiB | {flops / st / 1e9 / sgemm:.0%} | {sc:.2f} / {hc:.2f} |")
+print("\n(cores used = whole-process CPU seconds ÷ wall seconds, from /usr/bin/time; < 2 means other load on the machine.)")
