@@ -290,7 +290,7 @@ public struct SweepRunner {
             progress.note("sweep: warning: step \(pair.step) has bit-identical weights to step \(pair.sameAs) (content hash equal); recorded as checkpoint/identical_to_step")
         }
         let rowCount = try MetricsCSV.read(contentsOf: output.appendingPathComponent("metrics.csv")).count
-        return SweepSummary(processedSteps: processed, skippedSteps: skipped, identical: identical,
+        return SweepSummary(processedSteps: processed, skippedSteps: skipped.sorted(), identical: identical,
                             metricsRowCount: rowCount, fingerprint: fingerprint)
     }
 
