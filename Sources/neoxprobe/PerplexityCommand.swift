@@ -77,7 +77,7 @@ struct PerplexityCommand: ParsableCommand {
         let prefix = Self.indexedPrefix(data)
         if prefix == nil { _ = try requireFile(data, what: "corpus") }
         if prefix != nil && (window != nil || stride != nil || perDocument) {
-            throw ValidationError("--window, --stride and --per-document apply to text corpora; .bin rows use Pythia's convention (input = row[:-1], targets = row[1:])")
+            throw EvalInputError("--window, --stride and --per-document apply to text corpora; .bin rows use Pythia's convention (input = row[:-1], targets = row[1:])")
         }
         let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, gelu: gelu)
         let maxPositions = setup.model.config.maxPositionEmbeddings
@@ -110,7 +110,7 @@ struct PerplexityCommand: ParsableCommand {
             mode = perDocument ? "per-document" : "packed"
             let T = window ?? maxPositions
             guard T <= maxPositions else {
-                throw ValidationError("--window \(T) exceeds the model's context (max_position_embeddings = \(maxPositions))")
+                throw EvalInputError("--window \(T) exceeds the model's context (max_position_embeddings = \(maxPositions))")
             }
             let windows = try StridedWindows(window: T, stride: stride ?? max(1, T / 2))
             windowing = windows
@@ -147,7 +147,7 @@ struct PerplexityCommand: ParsableCommand {
                     } else if !ids.isEmpty {
                         packed.append(contentsOf: ids)
                         packed.append(eod)
-                        if packed.count - 1 >= budget { finished = true }
+                        if packed.count - 1 >= budget { finished = true; break }
                     }
                 }
             }
