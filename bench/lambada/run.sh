@@ -78,14 +78,16 @@ def timing(path):
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text).group(1)
     seconds = sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":"))))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
-    return seconds, rss
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): (\S+)", text).group(1)) for k in ("User", "System"))
+    return seconds, rss, cpu
 swift = json.load(open(f"{out}/neoxprobe.json"))
 lm = json.load(open(sorted(glob.glob(f"{out}/lm_eval/**/results*.json", recursive=True))[-1]))["results"]["lambada_openai_local"]
-(ts, ms), (tl, ml) = timing(f"{out}/neoxprobe.time"), timing(f"{out}/lm_eval.time")
+(ts, ms, cs), (tl, ml, cl) = timing(f"{out}/neoxprobe.time"), timing(f"{out}/lm_eval.time")
 rel = abs(swift["perplexity"] / lm["perplexity,none"] - 1)
 print(f"examples            {swift['n']}")
 print(f"acc                 neoxprobe {swift['acc']:.6f}   lm_eval {lm['acc,none']:.6f}   {'identical' if swift['acc'] == lm['acc,none'] else 'DIFFERENT'}")
 print(f"perplexity          neoxprobe {swift['perplexity']:.6f}   lm_eval {lm['perplexity,none']:.6f}   rel. diff {rel:.2e} {'ok' if rel < 1e-4 else 'TOO LARGE'}")
 print(f"wall time           neoxprobe {ts:.1f} s   lm_eval {tl:.1f} s   speed-up {tl / ts:.1f}x")
+print(f"CPU time (usr+sys)  neoxprobe {cs:.1f} s   lm_eval {cl:.1f} s   ratio {cl / cs:.1f}x")
 print(f"peak RSS            neoxprobe {ms:.0f} MiB   lm_eval {ml:.0f} MiB   ratio {ms / ml:.3f}")
 EOF
