@@ -177,6 +177,32 @@ metadata:
 """
 
 
+@torch.no_grad()
+def greedy(shared, tok, count=50, steps=("step64", "step512", "step2000")):
+    """Greedy-decoded continuations: for each of the first `count` examples, as many tokens as the
+    real target has, each the argmax after the context and the previous greedy tokens. Scored with
+    the harness's formula they must be greedy (acc 1) in any faithful implementation, which real
+    LAMBADA targets (acc 0 for this small code model) cannot show."""
+    with open(os.path.join(shared, "data/lambada/lambada_test.jsonl")) as f:
+        texts = [json.loads(line)["text"] for line in f if line.strip()][:count]
+    requests = [encode_request(tok, *lambada_split(t)) for t in texts]
+    result = {}
+    for step in steps:
+        model = load_model(os.path.join(shared, "models/pythia-mini", step))
+        items = []
+        for context_enc, continuation_enc in requests:
+            tokens = []
+            for _ in continuation_enc:
+                logits = model(torch.tensor([(context_enc + tokens)[-MAX_LENGTH:]])).logits[0, -1]
+                tokens.append(int(logits.argmax()))
+            ll, is_greedy, _ = score_request(model, context_enc, tokens)
+            assert is_greedy
+            items.append({"continuation": tokens, "ll": ll})
+        result[step] = items
+        print(f"  greedy {step}: {len(items)} continuations", flush=True)
+    return {"count": count, "steps": result}
+
+
 # ---------------------------------------------------------------- perplexity
 
 @torch.no_grad()
@@ -276,7 +302,7 @@ def main():
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--lm-eval", type=int, default=200)
     parser.add_argument("--skip-lm-eval", action="store_true")
-    parser.add_argument("--only", choices=["lambada", "perplexity"])
+    parser.add_argument("--only", choices=["lambada", "greedy", "perplexity"])
     args = parser.parse_args()
     torch.set_num_threads(2)
     shared = os.path.abspath(args.shared)
@@ -299,6 +325,10 @@ def main():
                                  "step": "step2000", "limit": n, **harness}
         with open(os.path.join(OUT, "lambada.json"), "w") as f:
             json.dump({**meta, **result}, f, separators=(",", ":"))
+            f.write("\n")
+    if args.only in (None, "greedy"):
+        with open(os.path.join(OUT, "greedy.json"), "w") as f:
+            json.dump({**meta, **greedy(shared, tok)}, f, separators=(",", ":"))
             f.write("\n")
     if args.only in (None, "perplexity"):
         result = perplexity(shared, tok)

@@ -75,6 +75,31 @@ final class EvalLambadaTests: XCTestCase {
         }
     }
 
+    /// Greedy continuations (HF argmax, token by token) scored as LAMBADA targets: every one must
+    /// be greedy (acc 1) with HF's log-likelihood. Real targets can't test this: the small code
+    /// model never guesses a LAMBADA word.
+    func testGreedyContinuationsAreGreedy() throws {
+        try EvalFixtures.requireShared()
+        let fixture = try EvalFixtures.json("greedy.json")
+        let steps = try XCTUnwrap(fixture["steps"] as? [String: [[String: Any]]])
+        let count = try XCTUnwrap(fixture["count"] as? Int)
+        let tokenizer = try EvalFixtures.tokenizer()
+        let examples = Array(try LambadaDataset.load(path: EvalFixtures.lambadaURL.path).prefix(count))
+        for (step, items) in steps.sorted(by: { $0.key < $1.key }) {
+            let evaluator = LambadaEvaluator(model: try EvalFixtures.model(step), tokenizer: tokenizer)
+            let contexts = try evaluator.requests(for: examples).map(\.context)
+            let requests = try zip(contexts, items).map { context, item in
+                LambadaRequest(context: context, continuation: try XCTUnwrap(item["continuation"] as? [Int]).map(Int32.init))
+            }
+            let result = try evaluator.evaluate(requests: requests)
+            XCTAssertEqual(result.acc, 1, step)
+            for (i, item) in items.enumerated() {
+                XCTAssertTrue(result.examples[i].isGreedy, "\(step) example \(i)")
+                assertClose(result.examples[i].logLikelihood, try XCTUnwrap(item["ll"] as? Double), "\(step) example \(i) greedy ll")
+            }
+        }
+    }
+
     /// The harness itself (lm_eval CLI, recorded by the generator) on the first examples of step2000.
     func testStep2000MatchesLmEvalHarness() throws {
         try EvalFixtures.requireShared()
