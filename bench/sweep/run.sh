@@ -26,7 +26,7 @@ echo "== neoxprobe sweep"
 echo "== torch_sweep.py"
 /usr/bin/time -v -o "$OUT/torch.time" "$VENV/bin/python" bench/sweep/torch_sweep.py "$SUITE" "$SHARED" "$OUT/torch.csv" "$ROWS" "$SEQ_LEN" "$LIMIT"
 
-report() { awk -v name="$1" '/Elapsed \(wall clock\)/{w=$NF} /Maximum resident set size/{r=$NF} END{printf "%-16s wall %s  peak RSS %.0f MiB\n", name, w, r/1024}' "$2"; }
+report() { awk -v name="$1" '/User time/{u=$NF} /System time/{s=$NF} /Elapsed \(wall clock\)/{w=$NF} /Maximum resident set size/{r=$NF} END{printf "%-16s wall %s  cpu %.1f s  peak RSS %.0f MiB\n", name, w, u+s, r/1024}' "$2"; }
 report "neoxprobe sweep" "$OUT/swift.time"
 report "torch_sweep.py" "$OUT/torch.time"
 # Agreement of the two (CKA and LAMBADA acc/perplexity) as a sanity check.
