@@ -51,6 +51,9 @@ public struct TokenScore: Sendable, Equatable {
 ///   causal attention a padded position can never influence an earlier one, so padding changes
 ///   no scored logit, and large batches make the GEMMs efficient.
 /// - Log-softmax and argmax over the vocabulary run on all cores, one row per task.
+/// - `NeoXModel.forward` is safe to call from several threads at once (the model is immutable),
+///   but one stream of large batches is used instead: the engine already spreads a batch over
+///   all cores, and concurrent small passes would only compete for them.
 public struct BatchScorer: Sendable {
     public let model: NeoXModel
     /// Upper bound on padded tokens (B·T) per forward pass; bounds activation memory.

@@ -17,7 +17,8 @@ struct PerplexityCommand: ParsableCommand {
         windows of --window tokens every --stride tokens; each token is scored once, with the left context its
         window allows; a stream's first token is not scored. By default documents are packed into one stream,
         each followed by EOD (id 0), as Pythia's training data was; --per-document scores each document as a
-        stream of its own (no EOD) and reports each.
+        stream of its own (no EOD) and reports each. The packed stream is held in memory (4 bytes a token): bound
+        it with --limit / --max-tokens on large corpora.
         Megatron .bin/.idx rows (give PREFIX, PREFIX.bin or PREFIX.idx) use Pythia's training convention: the
         input is a row without its last token, the targets are the row shifted by one (2048 inputs for 2049-token
         rows); every token but the row's first is scored.
