@@ -1,4 +1,0 @@
-import XCTest
-@testable import NeoX
-
-final class NeoXPlaceholderTests: XCTestCase { func testModuleLoads() {} }
