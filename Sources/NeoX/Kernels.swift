@@ -64,74 +64,71 @@ enum Kernels {
         }
     }
 
-    /// The MLP non-linearity, in place.
+    /// The MLP non-linearity, in place. Each case is one loop over `KernelMath` functions, which
+    /// the compiler vectorises.
     static func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation: MLPActivation) {
         switch activation {
         case .geluErf:
             // torch.nn.functional.gelu: 0.5·x·(1 + erf(x/√2))
             let invSqrt2: Float = 0.70710678118654752440
-            for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + erf(v * invSqrt2)) }
+            for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + KernelMath.erf(v * invSqrt2)) }
         case .geluTanh:
-            // HF NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+            // HF NewGELUActivation: 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³),
+            // computed as x / (1 + e^(−2u)) (the same function; no cancellation for x < 0).
             let c: Float = 0.79788456080286535588
-            for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + tanh(c * (v + 0.044715 * v * v * v))) }
+            for i in 0..<count {
+                let v = x[i], u = c * (v + 0.044715 * v * v * v)
+                x[i] = v / (1 + KernelMath.exp(-2 * u))
+            }
         case .relu:
-            for i in 0..<count where !(x[i] > 0) { x[i] = 0 }
+            for i in 0..<count { let v = x[i]; x[i] = v > 0 ? v : 0 }
         }
     }
 
     /// In-place causal softmax of one score row: the first `visible` entries become
     /// softmax(row[0..<visible]) in fp32 (max-subtracted, as torch), entries `visible..<count` become 0.
+    /// Three passes over a row that stays in L1 (max, exp, scale), each a loop the compiler vectorises.
     @inline(__always)
     static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) {
-        let raw = UnsafeMutableRawPointer(row)
-        let width = 16
-        var j = 0
-        var maxVector = SIMD16<Float>(repeating: -.infinity)
-        while j + width <= visible {
-            maxVector = pointwiseMax(maxVector, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self))
-            j += width
-        }
-        var maxValue = maxVector.max()
-        while j < visible { maxValue = max(maxValue, row[j]); j += 1 }
-
-        j = 0
-        var sumVector = SIMD16<Float>(repeating: 0)
-        while j + width <= visible {
-            let e = exp16(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) - maxValue)
-            raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD16<Float>.self)
-            sumVector += e
-            j += width
-        }
-        var sum = sumVector.sum()
-        while j < visible { let e = expf(row[j] - maxValue); row[j] = e; sum += e; j += 1 }
-
-        let inverse = 1 / sum
-        for k in 0..<visible { row[k] *= inverse }
+        let maxValue = rowMax(row, count: visible)
+        for j in 0..<visible { row[j] = KernelMath.exp(row[j] - maxValue) }
+        let inverse = 1 / rowSum(row, count: visible)
+        for j in 0..<visible { row[j] *= inverse }
         if visible < count { (row + visible).update(repeating: 0, count: count - visible) }
     }
 
-    /// e^x for 16 lanes (Cephes `expf` scheme: x = n·ln2 + r, |r| ≤ ln2/2, degree-6 polynomial,
-    /// scale by 2ⁿ through the exponent bits); within 2 ulp of `expf` on [-87, 88], 0 below.
+    /// max(row[0..<count]) (−∞ for an empty row), with eight running maxima so it vectorises.
     @inline(__always)
+    static func rowMax(_ row: UnsafePointer<Float>, count: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= count {
+            for l in 0..<8 { let v = row[j + l]; lanes[l] = v > lanes[l] ? v : lanes[l] }
+            j += 8
+        }
+        var m = -Float.infinity
+        for l in 0..<8 { m = lanes[l] > m ? lanes[l] : m }
+        while j < count { m = row[j] > m ? row[j] : m; j += 1 }
+        return m
+    }
+
+    /// Σ row[0..<count] with eight running partial sums (vectorises; fp32 as torch's own reduction).
+    @inline(__always)
+    static func rowSum(_ row: UnsafePointer<Float>, count: Int) -> Float {
+        let raw = UnsafeRawPointer(row)
+        var lanes = SIMD8<Float>(repeating: 0)
+        var j = 0
+        while j + 8 <= count { lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self); j += 8 }
+        var s = lanes.sum()
+        while j < count { s += row[j]; j += 1 }
+        return s
+    }
+
+    /// `KernelMath.exp` on 16 lanes (kept for callers that hold SIMD vectors).
     static func exp16(_ input: SIMD16<Float>) -> SIMD16<Float> {
-        let x = pointwiseMin(pointwiseMax(input, SIMD16(repeating: -87.0)), SIMD16(repeating: 88.0))
-        let magic = SIMD16<Float>(repeating: 12582912.0)            // 1.5·2²³: adding it rounds to an integer
-        let shifted = x * 1.44269504088896341 + magic
-        let n = shifted - magic
-        var r = x - n * 0.693359375
-        r = r - n * -2.12194440e-4
-        var p = SIMD16<Float>(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let y = p * (r * r) + r + 1
-        let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
-        let scale = unsafeBitCast((bits &+ 127) &<< 23, to: SIMD16<Float>.self)
-        let result = y * scale
-        return result.replacing(with: 0, where: input .< -87.0)
+        var out = SIMD16<Float>()
+        for i in 0..<16 { out[i] = KernelMath.exp(input[i]) }
+        return out
     }
 
     /// Runs `body(worker)` for `workers` disjoint workers on the global concurrent queue.
