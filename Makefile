@@ -6,12 +6,17 @@ CONFIG     ?= release
 SHARED     ?= ../shared
 MODEL      ?= $(if $(wildcard $(SHARED)/models/pythia-mini),$(SHARED)/models/pythia-mini/step2000,Models/pythia-160m)
 VENV       ?= ../venv
+SUITE      ?= $(SHARED)/models/pythia-mini
+DATA       ?= $(SHARED)/data/minipile/document
+# pythia-mini trained 2000 steps of 4 rows: its last batch is 0-based step 1999.
+BATCH_STEP ?= 1999
+BATCH_SIZE ?= 4
 APT_PACKAGES = libopenblas-dev libsentencepiece-dev libzstd-dev pkg-config
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN         = .build/$(CONFIG)/neoxprobe
 SWIFTFLAGS  = -c $(CONFIG) -Xswiftc -enable-testing
 
-.PHONY: setup build test demo bench fixtures clean
+.PHONY: setup build test demo bench fixtures tokenizer venv clean
 
 ## setup: install the Debian packages the build links against (skipped when present).
 setup:
@@ -27,15 +32,35 @@ test: setup
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --parallel --num-workers 2
 
-## demo: the main job on the default model: capture every layer's residual stream for a real Pile row.
+## demo: the main job on the default model and suite:
+##   1. capture every layer's residual stream (and the logits) for a text,
+##   2. LAMBADA as lm-evaluation-harness scores it (first 500 examples),
+##   3. sweep the whole suite (outliers, CKA, weights, perplexity, LAMBADA) on the batch of the
+##      suite's last training step, and render the report: demo/sweep/report.html.
 demo: build
 	@mkdir -p demo
-	$(BIN) run --model $(MODEL) --text README.md --hooks 'blocks.*.hook_resid_post' --out demo/activations.safetensors
-	@echo "wrote demo/activations.safetensors"
+	$(BIN) run --model $(MODEL) --text README.md --truncate --hooks 'blocks.*.hook_resid_post,logits' --out demo/activations.safetensors
+	$(BIN) lambada --model $(MODEL) --limit 500
+	@if [ -d "$(SUITE)" ] && [ -f "$(DATA).idx" ]; then \
+	  $(BIN) sweep --suite $(SUITE) --data $(DATA) --batch-of-step $(BATCH_STEP) --batch-size $(BATCH_SIZE) \
+	    --probes outliers,cka,weights,perplexity,lambada --lambada-limit 500 --out demo/sweep && \
+	  $(BIN) report demo/sweep && echo "open demo/sweep/report.html"; \
+	else echo "no suite at $(SUITE) (or no $(DATA).idx): sweep skipped"; fi
+
+## tokenizer: copy the GPT-NeoX-20B tokenizer into tokenizer/ (ignored by git) from ../shared.
+tokenizer:
+	cp $(SHARED)/tokenizer/20B_tokenizer.json tokenizer/20B_tokenizer.json
 
 ## fixtures: regenerate the committed reference fixtures with HF transformers/tokenizers (needs $(VENV)).
 fixtures:
 	$(VENV)/bin/python Tests/Fixtures/generate.py
+
+## bench: every benchmark against its peer, same machine, same run (needs $(VENV) and ../shared).
+bench: build
+	VENV=$(abspath $(VENV)) bench/engine/run.sh
+	VENV=$(abspath $(VENV)) bench/tokenizer/run.sh
+	VENV=$(abspath $(VENV)) bench/lambada/run.sh
+	VENV=$(abspath $(VENV)) bench/sweep/run.sh
 
 ## venv: the PyTorch/HF reference environment, outside the repo (about 3.5 GB; never needed by CI).
 venv:
