@@ -25,14 +25,27 @@ enum SVG {
 
     static func number(_ value: Double) -> String { String(format: "%.2f", value) }
 
+    /// A deterministic element id from `text` (FNV-1a), so gradients of different charts on one
+    /// page don't collide and the same metrics give the same HTML.
+    static func identifier(_ prefix: String, _ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return prefix + String(hash, radix: 16)
+    }
+
+    /// Width in pixels of `text` at the 12 px chart font, roughly (for laying out legends).
+    static func approximateWidth(_ text: String) -> Double { Double(text.count) * 7 }
+
     /// Short tick label: 1, 20, 2.5, 0.001, 1e+06, 3k for steps.
     static func tickLabel(_ value: Double) -> String {
         if value == 0 { return "0" }
         let magnitude = abs(value)
         if magnitude >= 1e5 || magnitude < 1e-3 {
-            // 1e+05 → 1e5, 2.5e-04 → 2.5e-4
-            return String(format: "%.3g", value).replacingOccurrences(of: "e+0", with: "e")
-                .replacingOccurrences(of: "e+", with: "e").replacingOccurrences(of: "e-0", with: "e-")
+            // 1e5, 2.5e-4 (not %g's 0.0001, which is as wide as the axis margin)
+            var exponent = Int(floor(log10(magnitude)))
+            var mantissa = value / pow(10, Double(exponent))
+            if abs((mantissa * 100).rounded()) >= 1000 { mantissa /= 10; exponent += 1 }
+            return String(format: "%.3g", mantissa) == "1" ? "1e\(exponent)" : String(format: "%.3ge%d", mantissa, exponent)
         }
         return String(format: "%g", value)
     }
@@ -152,13 +165,19 @@ struct ValueAxis {
     let low: Double
     let high: Double
 
-    init(values: [Double], top: Double, bottom: Double, preferLog: Bool) {
+    /// `includeZero`: a linear axis that starts at (or below) 0, for counts and accuracies, so an
+    /// all-zero series sits on the floor of the plot instead of mid-way up a ±0.5 range.
+    init(values: [Double], top: Double, bottom: Double, preferLog: Bool, includeZero: Bool = false) {
         self.top = top
         self.bottom = bottom
         let finite = values.filter(\.isFinite)
         var minimum = finite.min() ?? 0
         var maximum = finite.max() ?? 1
-        let useLog = preferLog && minimum > 0 && maximum / minimum > 20
+        if includeZero {
+            minimum = min(minimum, 0)
+            if maximum <= 0 { maximum = 1 }
+        }
+        let useLog = !includeZero && preferLog && minimum > 0 && maximum / minimum > 20
         logarithmic = useLog
         if useLog {
             low = floor(log10(minimum) * 4) / 4
@@ -231,6 +250,10 @@ struct Series {
 }
 
 /// A line chart of values against training step.
+///
+/// The SVG has a fixed viewBox and scales to its container (the report's grid cells are about
+/// `width` pixels wide, so text stays near its nominal size). A single series gets no legend;
+/// more layers than fit as legend entries get a colour bar from the first to the last.
 struct LineChart {
     var title: String
     var yTitle: String
@@ -238,14 +261,32 @@ struct LineChart {
     /// Colour series along viridis (for layers) rather than a categorical palette.
     var ordered: Bool
     var preferLogY: Bool
-    var width = 640.0
-    var height = 360.0
+    var includeZero = false
+    /// Steps the x axis spans besides the data's own (the report passes every step of the sweep so
+    /// all charts share one step axis, e.g. `msd`, which has no step 0, keeps the 0 tick).
+    var axisSteps: [Int] = []
+    var width = 600.0
+    var height = 330.0
+
+    static let legendSpacing = 18.0
 
     func render() -> String {
-        let (left, right, top, bottom) = (78.0, width - 130, 34.0, height - 56)
-        let steps = Array(Set(series.flatMap { $0.points.map(\.step) })).sorted()
+        let (left, top, bottom) = (76.0, 34.0, height - 56)
+        let maximumEntries = Int((bottom - top) / Self.legendSpacing)
+        let compactLegend = ordered && series.count > maximumEntries
+        let legendWidth: Double
+        if series.count <= 1 {
+            legendWidth = 0
+        } else if compactLegend {
+            legendWidth = 44 + (series.map { SVG.approximateWidth($0.label) }.max() ?? 0)
+        } else {
+            legendWidth = min(max(48 + (series.map { SVG.approximateWidth($0.label) }.max() ?? 0), 84), 190)
+        }
+        let right = width - 22 - legendWidth
+        let steps = Array(Set(series.flatMap { $0.points.map(\.step) } + axisSteps)).sorted()
         let xAxis = StepAxis(steps: steps, left: left, right: right)
-        let yAxis = ValueAxis(values: series.flatMap { $0.points.map(\.value) }, top: top, bottom: bottom, preferLog: preferLogY)
+        let yAxis = ValueAxis(values: series.flatMap { $0.points.map(\.value) }, top: top, bottom: bottom,
+                              preferLog: preferLogY, includeZero: includeZero)
         var svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(SVG.escape(title))\">"
         svg += "<text class=\"chart-title\" x=\"\(SVG.number(left))\" y=\"20\">\(SVG.escape(title))</text>"
         svg += yAxis.render(left: left, right: right, title: yTitle)
@@ -260,11 +301,31 @@ struct LineChart {
                 svg += "<title>\(SVG.escape(line.label)), step \(point.step): \(SVG.escape(MetricsCSV.format(point.value)))</title></circle>"
             }
             svg += "</g>"
-            let legendY = top + 6 + Double(index) * 18
-            svg += "<g class=\"legend\"><line x1=\"\(SVG.number(right + 14))\" y1=\"\(SVG.number(legendY))\" x2=\"\(SVG.number(right + 36))\" y2=\"\(SVG.number(legendY))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
-            svg += "<text x=\"\(SVG.number(right + 42))\" y=\"\(SVG.number(legendY + 4))\">\(SVG.escape(line.label))</text></g>"
+            if series.count > 1 && !compactLegend {
+                let legendY = top + 6 + Double(index) * Self.legendSpacing
+                svg += "<g class=\"legend\"><line x1=\"\(SVG.number(right + 16))\" y1=\"\(SVG.number(legendY))\" x2=\"\(SVG.number(right + 38))\" y2=\"\(SVG.number(legendY))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
+                svg += "<text x=\"\(SVG.number(right + 44))\" y=\"\(SVG.number(legendY + 4))\">\(SVG.escape(line.label))</text></g>"
+            }
         }
+        if compactLegend { svg += colourBarLegend(x: right + 18, top: top, bottom: bottom) }
         return svg + "</svg>"
+    }
+
+    /// Many layers: a vertical bar running through the series colours, first series at the bottom.
+    private func colourBarLegend(x: Double, top: Double, bottom: Double) -> String {
+        let id = SVG.identifier("legend", title + yTitle)
+        var svg = "<g class=\"legend\"><defs><linearGradient id=\"\(id)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
+        for index in series.indices {
+            let offset = series.count <= 1 ? 0 : Double(index) / Double(series.count - 1)
+            svg += "<stop offset=\"\(SVG.number(offset))\" stop-color=\"\(SVG.seriesColor(index: index, count: series.count, ordered: true))\"/>"
+        }
+        svg += "</linearGradient></defs>"
+        svg += "<rect x=\"\(SVG.number(x))\" y=\"\(SVG.number(top))\" width=\"14\" height=\"\(SVG.number(bottom - top))\" fill=\"url(#\(id))\" stroke=\"#444\" stroke-width=\"0.5\"/>"
+        if let first = series.first, let last = series.last {
+            svg += "<text x=\"\(SVG.number(x + 20))\" y=\"\(SVG.number(bottom))\">\(SVG.escape(first.label))</text>"
+            svg += "<text x=\"\(SVG.number(x + 20))\" y=\"\(SVG.number(top + 10))\">\(SVG.escape(last.label))</text>"
+        }
+        return svg + "</g>"
     }
 }
 
@@ -273,8 +334,9 @@ struct Heatmap {
     var title: String
     /// value[layer][step]
     var cells: [Int: [Int: Double]]
-    var width = 640.0
-    var height = 360.0
+    /// 600 for a grid cell; the report doubles it (and spans the row) when there are many steps.
+    var width = 600.0
+    var height = 330.0
 
     func render() -> String {
         let layers = cells.keys.sorted()
@@ -300,7 +362,10 @@ struct Heatmap {
                     svg += "<text class=\"cell\" x=\"\(SVG.number(x + cellWidth / 2))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"middle\" style=\"fill:\(color)\">\(String(format: "%.2f", value))</text>"
                 }
             }
-            svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"end\">\(layer)</text>"
+            // Layer labels: every row while they fit, else thinned (deep models).
+            if row % max(1, Int((14 / cellHeight).rounded(.up))) == 0 {
+                svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"end\">\(layer)</text>"
+            }
         }
         // Step labels: every column while they fit, else thinned.
         let every = max(1, Int((38 / cellWidth).rounded(.up)))
@@ -312,7 +377,7 @@ struct Heatmap {
         svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(left - 40)),\(SVG.number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">layer</text>"
         // Colour bar: fixed [0, 1] so heatmaps compare with each other.
         let barX = right + 24, barWidth = 16.0
-        let gradientID = "grad" + String(UInt32(truncatingIfNeeded: title.hashValue), radix: 16)
+        let gradientID = SVG.identifier("grad", title)
         svg += "<defs><linearGradient id=\"\(gradientID)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
         for stop in 0...8 {
             let t = Double(stop) / 8

@@ -3,9 +3,11 @@ import XCTest
 @testable import Probes
 
 final class ReportTests: XCTestCase {
-    /// A small synthetic sweep shaped like the real one: 4 layers, Pythia-like steps including 0.
-    static func syntheticRows(layers: Int = 4, includeEvaluations: Bool = true) -> [MetricRow] {
-        let steps = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000, 8000, 16000, 33000, 66000, 143000]
+    /// A small synthetic sweep shaped like the real one: 4 layers, Pythia-like steps including 0,
+    /// every site and metric the report plots (names as `neoxprobe sweep` writes them).
+    static func syntheticRows(layers: Int = 4, includeEvaluations: Bool = true,
+                              steps: [Int] = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000, 8000, 16000, 33000, 66000, 143000])
+        -> [MetricRow] {
         var rows: [MetricRow] = []
         for step in steps {
             let progress = log10(Double(step) + 1) / log10(143001)
@@ -13,52 +15,175 @@ final class ReportTests: XCTestCase {
                 let depth = Double(layer + 1)
                 rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.maxAbs,
                                       value: 2 + depth * pow(10, 2.5 * progress) * (layer == layers - 1 ? 0.5 : 1)))
+                rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.meanNorm,
+                                      value: 0.5 + depth * pow(10, 1.5 * progress)))
                 rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.kurtosis,
                                       value: 3 + depth * 40 * progress * progress))
                 for (site, offset) in [("attn_out", 0.0), ("mlp_out", 0.15)] {
                     let cka = min(1, max(0, 0.1 + 0.9 * pow(progress, 1.5 + offset * depth) - 0.05 * depth * (1 - progress)))
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.cka, value: step == 143000 ? 1 : cka))
+                    rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.maxAbs,
+                                          value: 0.1 + (1 + offset) * depth * pow(10, 2 * progress)))
                 }
                 for (tensor, scale) in [("attention.dense.weight", 1.0), ("mlp.dense_4h_to_h.weight", 2.0)] {
                     let site = "weights:gpt_neox.layers.\(layer).\(tensor)"
+                    let per = 0.82 - 0.5 * progress * depth / Double(layers)
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.frobeniusNorm,
                                           value: scale * (1.1 + progress * (2 + 0.3 * depth))))
-                    rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.per,
-                                          value: 0.82 - 0.5 * progress * depth / Double(layers)))
+                    rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.effectiveRank, value: per * 64))
+                    rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.per, value: per))
                 }
             }
+            if step > 0 {
+                rows.append(MetricRow(step: step, layer: nil, site: "weights:embed_out.weight", metric: MetricName.msd,
+                                      value: 1e-6 * pow(10, 4 * progress)))
+            }
             if includeEvaluations {
-                rows.append(MetricRow(step: step, layer: nil, site: "lambada", metric: MetricName.perplexity, value: 60000 * pow(10, -3.8 * progress)))
-                rows.append(MetricRow(step: step, layer: nil, site: "pile_val", metric: MetricName.perplexity, value: 50000 * pow(10, -3.2 * progress)))
+                rows.append(MetricRow(step: step, layer: nil, site: "eval_tokens", metric: MetricName.perplexity, value: 50000 * pow(10, -3.2 * progress)))
+                rows.append(MetricRow(step: step, layer: nil, site: "eval_tokens", metric: MetricName.tokenCount, value: 2044))
                 rows.append(MetricRow(step: step, layer: nil, site: "lambada", metric: MetricName.acc, value: 0.55 * progress * progress))
+                rows.append(MetricRow(step: step, layer: nil, site: "lambada", metric: MetricName.perplexity, value: 6e6 * pow(10, -5 * progress)))
+                rows.append(MetricRow(step: step, layer: nil, site: "lambada", metric: SweepNames.exampleCount, value: 300))
             }
         }
         return rows
     }
 
+    /// The shape of the `run.json` a sweep writes (abridged).
+    static let sweepRunJSON = """
+    {"tool": "neoxprobe", "version": "0.1.0", "status": "complete", "fingerprint": "e4b085b935f1c8ed",
+     "suite": {"spec": "../shared/models/pythia-mini", "root": "/models/pythia-mini", "kind": "directory",
+               "steps_available": [0, 16, 1000], "steps_selected": [0, 16, 1000]},
+     "data": {"command": "sweep", "summary": "/data/minipile/document.bin rows 0..<4, first 512 tokens of each",
+              "tokens": {"sequences": 4, "sequence_length": 512, "count": 2048, "hash": "bdef63efa21b4a95"}},
+     "options": {"lambada_limit": "300", "lambada_data": "/data/lambada_test.jsonl"},
+     "probes": ["outliers", "cka", "weights", "perplexity", "lambada"],
+     "reference_step": 1000, "weights_reference_step": 0,
+     "identical_checkpoints": [{"step": 16, "identical_to_step": 0}]}
+    """
+
+    /// The SVG of each chart, in page order.
+    private func charts(_ html: String) -> [String] {
+        html.components(separatedBy: "<svg class=\"chart\"").dropFirst().map { $0.components(separatedBy: "</svg>")[0] }
+    }
+
     func testReportContainsEveryPlotForACompleteSweep() throws {
         let html = HTMLReport(rows: Self.syntheticRows(), runInfo: "{\"model\": \"pythia-mini\", \"steps\": [0, 1]}").render()
         XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
-        XCTAssertEqual(html.components(separatedBy: "<svg class=\"chart\"").count - 1, 10, "2 outlier + 2 CKA + 4 weight + 2 eval charts")
+        XCTAssertEqual(charts(html).count, 15, "5 outlier + 2 CKA + 5 weight + 3 eval charts")
         XCTAssertEqual(html.components(separatedBy: "<svg").count, html.components(separatedBy: "</svg>").count)
         XCTAssertFalse(html.contains("class=\"missing\""))
-        for text in ["CKA of attn_out", "CKA of mlp_out", "PER of mlp.dense_4h_to_h.weight", "LAMBADA accuracy", "layer 3",
-                     "&quot;model&quot;", "pile_val"] {
+        for text in ["CKA of attn_out", "CKA of mlp_out", "max |x| of the attention output (attn_out)", "max |x| of the MLP output (mlp_out)",
+                     "Mean per-token L2 norm of resid_post", "Effective rank of mlp.dense_4h_to_h.weight",
+                     "Effective rank of attention.dense.weight", "PER = rank / 64", "Unembedding (embed_out.weight) movement",
+                     "Perplexity on the evaluation tokens (2044 scored tokens)", "LAMBADA accuracy (300 examples)",
+                     "LAMBADA perplexity (300 examples)", "layer 3", "&quot;model&quot;"] {
             XCTAssertTrue(html.contains(text), "missing \(text)")
         }
+        // Unknown run.json layouts still get a table of their scalars.
+        XCTAssertTrue(html.contains("<table class=\"run\"><tr><th>model</th><td>pythia-mini</td></tr></table>"))
+        XCTAssertFalse(html.contains("class=\"warning\""), "no identical checkpoints, no warning")
         XCTAssertFalse(html.contains("http://") && html.contains("<script"), "must be self-contained")
         XCTAssertFalse(html.contains("<link"), "no external resources")
         XCTAssertFalse(html.lowercased().contains("nan"))
         try assertBalancedTags(html)
     }
 
+    func testPerplexitiesOfDifferentScalesGetTheirOwnCharts() throws {
+        let charts = charts(HTMLReport(rows: Self.syntheticRows()).render())
+        let evaluation = charts.filter { $0.contains("eval_tokens, step ") }
+        let lambada = charts.filter { $0.contains("lambada, step ") }
+        XCTAssertEqual(evaluation.count, 1)
+        XCTAssertEqual(lambada.count, 2, "accuracy and perplexity")
+        XCTAssertFalse(evaluation[0].contains("lambada"))
+        XCTAssertTrue(lambada.contains { $0.contains("LAMBADA accuracy") } && lambada.contains { $0.contains("LAMBADA perplexity") })
+        for chart in evaluation + lambada where !chart.contains("accuracy") {
+            XCTAssertTrue(chart.contains("(log scale)</text>"), "perplexity axes are logarithmic")
+        }
+        // Accuracy starts at 0 even when every value is 0 (an untrained model).
+        let zeros = Self.syntheticRows(steps: [0, 16, 1000]).map { row -> MetricRow in
+            var row = row
+            if row.metric == MetricName.acc { row.value = 0 }
+            return row
+        }
+        let accuracy = self.charts(HTMLReport(rows: zeros).render()).first { $0.contains("LAMBADA accuracy") }!
+        XCTAssertTrue(accuracy.contains(">0</text>") && accuracy.contains(">1</text>"))
+        XCTAssertFalse(accuracy.contains(">-0.5</text>"))
+    }
+
+    func testRunTableAndIdenticalCheckpointWarning() throws {
+        var rows = Self.syntheticRows(steps: [0, 16, 1000])
+        rows.insert(MetricRow(step: 16, layer: nil, site: SweepNames.checkpointSite, metric: SweepNames.identicalToStep, value: 0), at: 0)
+        let html = HTMLReport(rows: rows, runInfo: Self.sweepRunJSON).render()
+        XCTAssertTrue(html.contains("<div class=\"warning\""))
+        XCTAssertTrue(html.contains("<li>step 16 is identical to step 0</li>"))
+        XCTAssertTrue(html.contains("1 checkpoint has weights bit-identical"))
+        for text in ["<th>Suite</th><td>/models/pythia-mini (directory)</td>", "<th>Steps</th><td>3: 0, 16, 1000</td>",
+                     "<th>Data</th><td>/data/minipile/document.bin rows 0..&lt;4, first 512 tokens of each</td>",
+                     "<th>Tokens</th><td>2048 tokens (4 sequences × 512), hash bdef63efa21b4a95</td>",
+                     "<th>Probes</th><td>outliers, cka, weights, perplexity, lambada</td>",
+                     "<th>Reference</th><td>CKA: step 1000; weight distance: step 0</td>",
+                     "<th>LAMBADA</th><td>first 300 examples of /data/lambada_test.jsonl</td>",
+                     "<th>Identical checkpoints</th><td>step 16 = step 0</td>", "<summary>run.json</summary>"] {
+            XCTAssertTrue(html.contains(text), "missing \(text)")
+        }
+        // The warning and the table come before the first plot.
+        let warning = try XCTUnwrap(html.range(of: "class=\"warning\""))
+        let table = try XCTUnwrap(html.range(of: "<table class=\"run\">"))
+        let firstChart = try XCTUnwrap(html.range(of: "<svg class=\"chart\""))
+        XCTAssertLessThan(warning.lowerBound, firstChart.lowerBound)
+        XCTAssertLessThan(table.lowerBound, firstChart.lowerBound)
+        try assertBalancedTags(html)
+        // run.json alone is enough to raise the warning; rows alone too.
+        let fromRunJSON = HTMLReport(rows: Array(rows.dropFirst()), runInfo: Self.sweepRunJSON).render()
+        XCTAssertTrue(fromRunJSON.contains("<li>step 16 is identical to step 0</li>"))
+        let fromRows = HTMLReport(rows: rows).render()
+        XCTAssertEqual(fromRows.components(separatedBy: "<li>").count - 1, 1)
+    }
+
+    func testResponsiveGridAndWideHeatmaps() throws {
+        let many = HTMLReport(rows: Self.syntheticRows()).render()
+        XCTAssertTrue(many.contains("grid-template-columns:repeat(auto-fill,minmax(min(600px,100%),1fr))"))
+        XCTAssertTrue(many.contains("svg.chart{display:block;width:100%;height:auto}"))
+        XCTAssertEqual(many.components(separatedBy: "<figure class=\"wide\">").count - 1, 2, "19 steps: both CKA heatmaps span the row")
+        let few = HTMLReport(rows: Self.syntheticRows(steps: [0, 4, 16, 64, 256, 512, 1000, 2000])).render()
+        XCTAssertFalse(few.contains("<figure class=\"wide\">"), "8 steps: heatmaps sit side by side")
+        // Every line chart shares the sweep's step axis: msd has no step 0 but keeps the 0 tick.
+        let msd = try XCTUnwrap(charts(few).first { $0.contains("embed_out.weight") })
+        XCTAssertTrue(msd.contains("class=\"break\""))
+    }
+
+    func testManyLayersGetAColourBarLegend() {
+        let series = (0..<24).map { layer in Series(label: "layer \(layer)", points: [(0, 1.0), (1000, Double(layer + 2))]) }
+        let svg = LineChart(title: "deep", yTitle: "y", series: series, ordered: true, preferLogY: false).render()
+        XCTAssertEqual(svg.components(separatedBy: "<g class=\"legend\">").count - 1, 1)
+        XCTAssertTrue(svg.contains(">layer 0</text>") && svg.contains(">layer 23</text>"))
+        XCTAssertFalse(svg.contains(">layer 5</text>"))
+        let single = LineChart(title: "one", yTitle: "y", series: [series[0]], ordered: false, preferLogY: false).render()
+        XCTAssertFalse(single.contains("class=\"legend\""), "a single series needs no legend")
+    }
+
+    func testTickLabels() {
+        XCTAssertEqual(SVG.tickLabel(1e-4), "1e-4")
+        XCTAssertEqual(SVG.tickLabel(2.5e-4), "2.5e-4")
+        XCTAssertEqual(SVG.tickLabel(0.001), "0.001")
+        XCTAssertEqual(SVG.tickLabel(3e7), "3e7")
+        XCTAssertEqual(SVG.tickLabel(1e5), "1e5")
+        XCTAssertEqual(SVG.tickLabel(30000), "30000")
+        XCTAssertEqual(SVG.tickLabel(0), "0")
+        XCTAssertEqual(SVG.identifier("g", "a"), SVG.identifier("g", "a"))
+        XCTAssertNotEqual(SVG.identifier("g", "a"), SVG.identifier("g", "b"))
+    }
+
     func testMissingMetricsAreNotedNotPlotted() throws {
         let rows = Self.syntheticRows(includeEvaluations: false).filter { $0.site != "mlp_out" }
         let html = HTMLReport(rows: rows).render()
-        XCTAssertEqual(html.components(separatedBy: "<svg class=\"chart\"").count - 1, 7, "2 outlier + 1 CKA + 4 weight charts")
+        XCTAssertEqual(charts(html).count, 10, "4 outlier + 1 CKA + 5 weight charts")
         XCTAssertTrue(html.contains("no &#39;cka&#39; rows for site &#39;mlp_out&#39;"))
-        XCTAssertTrue(html.contains("Perplexity: no &#39;perplexity&#39; rows"))
+        XCTAssertTrue(html.contains("max |x| of the MLP output (mlp_out) per layer: no &#39;max_abs&#39; rows"))
+        XCTAssertTrue(html.contains("Perplexity on the evaluation tokens: no &#39;perplexity&#39; rows"))
         XCTAssertTrue(html.contains("LAMBADA accuracy: no"))
+        XCTAssertTrue(html.contains("LAMBADA perplexity: no"))
         try assertBalancedTags(html)
     }
 
@@ -83,7 +208,7 @@ final class ReportTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let layers = Int(ProcessInfo.processInfo.environment["NEOXPROBE_REPORT_LAYERS"] ?? "") ?? 4
         try MetricsCSV.write(Self.syntheticRows(layers: layers), to: directory.appendingPathComponent("metrics.csv"))
-        try AtomicFile.write("{\"model\": \"synthetic\", \"reference_step\": 143000}", to: directory.appendingPathComponent("run.json"))
+        try AtomicFile.write(Self.sweepRunJSON, to: directory.appendingPathComponent("run.json"))
         try HTMLReport.generate(results: directory)
     }
 
