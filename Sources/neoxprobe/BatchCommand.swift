@@ -12,12 +12,12 @@ struct BatchCommand: ParsableCommand {
         discussion: """
             Rows are printed as token ids, one row per line, space-separated (2049 ids a row for Pythia).
 
-            --step N is the 0-based training step: it consumes samples N*B ..< (N+1)*B, and sample k
-            is row k mod (row count). A checkpoint named stepN was trained on steps 0..N-1, so the
-            last batch it saw is --step N-1 (e.g. the mini suite's step2000: --step 1999 --batch-size 4,
+            --step N is the 0-based training step: it consumes samples N*B ..< (N+1)*B, and sample k \
+            is row k mod (row count). A checkpoint named stepN was trained on steps 0..N-1, so the \
+            last batch it saw is --step N-1 (e.g. the mini suite's step2000: --step 1999 --batch-size 4, \
             rows 7996..7999 mod 4391).
 
-            --rows a:b selects batch positions a..b-1 of that step's batch; without --step it selects
+            --rows a:b selects batch positions a..b-1 of that step's batch; without --step it selects \
             absolute dataset rows a..b-1. Either bound may be omitted ("a:", ":b"); "a" alone is one row.
 
             --decode prints each row as text instead, after a "# row R" header line.

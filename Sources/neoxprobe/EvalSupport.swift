@@ -16,12 +16,10 @@ struct EvalSetup {
     let rawConfig: JSONValue
 
     /// - Parameters:
-    ///   - gelu: "erf" | "tanh" | nil (the config's `hidden_act`).
-    static func load(model spec: String, tokenizer explicit: String?, gelu: String?) throws -> EvalSetup {
-        if let gelu, gelu != "erf", gelu != "tanh" { throw ValidationError("--gelu must be erf or tanh, got '\(gelu)'") }
+    ///   - activation: an override of the config's `hidden_act`, or nil.
+    static func load(model spec: String, tokenizer explicit: String?, activation: MLPActivation?) throws -> EvalSetup {
         let directory = try ModelLocator.resolve(spec)
         let checkpoint = try Checkpoint(directory: directory)
-        let activation: MLPActivation? = gelu.map { $0 == "tanh" ? .geluTanh : .geluErf }
         let model = try NeoXModel(checkpoint: checkpoint, activation: activation)
         let tokenizerURL = try TokenizerLoader.locate(explicit: explicit.map { URL(fileURLWithPath: $0) },
                                                       modelDirectory: directory)

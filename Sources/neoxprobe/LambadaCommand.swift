@@ -10,9 +10,9 @@ struct LambadaCommand: ParsableCommand {
         commandName: "lambada",
         abstract: "LAMBADA (OpenAI) accuracy and perplexity, matching lm-evaluation-harness's lambada_openai.",
         discussion: """
-        Each line's text is split at its last space: context = all words but the last, target = ' ' + last word.
-        The pair is encoded as the harness does for a causal model (trailing whitespace of the context moves to
-        the target; target tokens = encode(context + target) minus encode(context); an empty context becomes
+        Each line's text is split at its last space: context = all words but the last, target = ' ' + last word. \
+        The pair is encoded as the harness does for a causal model (trailing whitespace of the context moves to \
+        the target; target tokens = encode(context + target) minus encode(context); an empty context becomes \
         <|endoftext|>), inputs longer than the context are left-truncated, and
           acc        = fraction of examples whose every target token is the argmax,
           perplexity = exp(-mean over examples of the target's summed log-likelihood).
@@ -32,8 +32,8 @@ struct LambadaCommand: ParsableCommand {
     @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the model).")
     var tokenizer: String?
 
-    @Option(name: .long, help: "Override the MLP activation: erf (HF 'gelu') or tanh (GPT-NeoX's fused gelu).")
-    var gelu: String?
+    @Option(name: .long, help: GeluChoice.help)
+    var gelu: GeluChoice?
 
     @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
     var json = false
@@ -49,7 +49,7 @@ struct LambadaCommand: ParsableCommand {
         let start = DispatchTime.now()
         let dataPath = try requireFile(data ?? Self.defaultData,
                                        what: data == nil ? "LAMBADA data (default path; pass --data)" : "LAMBADA data")
-        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, gelu: gelu)
+        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, activation: gelu?.activation)
         let examples = try LambadaDataset.load(path: dataPath)
         let loaded = EvalOutput.seconds(since: start)
         let evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)

@@ -13,15 +13,15 @@ struct PerplexityCommand: ParsableCommand {
         commandName: "perplexity",
         abstract: "Token-level NLL and perplexity over a corpus (.jsonl, .jsonl.zst, .txt, or Megatron .bin/.idx rows).",
         discussion: """
-        Text corpora (.jsonl, .jsonl.zst, .txt) are tokenized and scored with Hugging Face's strided convention:
-        windows of --window tokens every --stride tokens; each token is scored once, with the left context its
-        window allows; a stream's first token is not scored. By default documents are packed into one stream,
-        each followed by EOD (id 0), as Pythia's training data was; --per-document scores each document as a
-        stream of its own (no EOD) and reports each. The packed stream is held in memory (4 bytes a token): bound
-        it with --limit / --max-tokens on large corpora.
-        Megatron .bin/.idx rows (give PREFIX, PREFIX.bin or PREFIX.idx) use Pythia's training convention: the
-        input is a row without its last token, the targets are the row shifted by one (2048 inputs for 2049-token
-        rows); every token but the row's first is scored.
+        Text corpora (.jsonl, .jsonl.zst, .txt) are tokenized and scored with Hugging Face's strided convention: \
+        windows of --window tokens every --stride tokens; each token is scored once, with the left context its \
+        window allows; a stream's first token is not scored. By default documents are packed into one stream, \
+        each followed by EOD (id 0), as Pythia's training data was; --per-document scores each document as a \
+        stream of its own (no EOD) and reports each. The packed stream is held in memory (4 bytes a token): bound \
+        it with --limit / --max-tokens on large corpora. \
+        Megatron .bin/.idx rows (give PREFIX, PREFIX.bin or PREFIX.idx) use Pythia's training convention: the \
+        input is a row without its last token, the targets are the row shifted by one (2048 inputs for 2049-token \
+        rows); every token but the row's first is scored. \
         perplexity = exp(total NLL / scored tokens).
         """)
 
@@ -55,8 +55,8 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the model).")
     var tokenizer: String?
 
-    @Option(name: .long, help: "Override the MLP activation: erf (HF 'gelu') or tanh (GPT-NeoX's fused gelu).")
-    var gelu: String?
+    @Option(name: .long, help: GeluChoice.help)
+    var gelu: GeluChoice?
 
     @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
     var json = false
@@ -80,7 +80,7 @@ struct PerplexityCommand: ParsableCommand {
         if prefix != nil && (window != nil || stride != nil || perDocument) {
             throw EvalInputError("--window, --stride and --per-document apply to text corpora; .bin rows use Pythia's convention (input = row[:-1], targets = row[1:])")
         }
-        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, gelu: gelu)
+        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, activation: gelu?.activation)
         let maxPositions = setup.model.config.maxPositionEmbeddings
         let scorer = BatchScorer(model: setup.model)
         var accumulator = PerplexityAccumulator(scorer: scorer)

@@ -9,10 +9,10 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a model forward on token ids or text and save the requested activations as safetensors.",
         discussion: """
-        Hook names follow TransformerLens: blocks.L.hook_resid_pre, blocks.L.hook_attn_out, blocks.L.hook_mlp_out,
-        blocks.L.hook_resid_mid (sequential-residual models only; Pythia is parallel), blocks.L.hook_resid_post,
-        ln_final.hook_normalized, logits. --hooks takes comma-separated globs where * matches anything, dots
-        included: '*', 'blocks.*.hook_resid_post', 'blocks.3.*,logits'. Each activation is written as float32
+        Hook names follow TransformerLens: blocks.L.hook_resid_pre, blocks.L.hook_attn_out, blocks.L.hook_mlp_out, \
+        blocks.L.hook_resid_mid (sequential-residual models only; Pythia is parallel), blocks.L.hook_resid_post, \
+        ln_final.hook_normalized, logits. --hooks takes comma-separated globs where * matches anything, dots \
+        included: '*', 'blocks.*.hook_resid_post', 'blocks.3.*,logits'. Each activation is written as float32 \
         [B, T, d] (logits [B, T, V]).
         """)
 
@@ -37,15 +37,14 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Output .safetensors file (written atomically).")
     var out: String
 
-    @Option(name: .long, help: "MLP activation: erf (exact GELU, as HF) or tanh (the approximation GPT-NeoX trained with). Default: config's hidden_act.")
-    var gelu: String?
+    @Option(name: .long, help: GeluChoice.help)
+    var gelu: GeluChoice?
 
     @Option(name: .long, help: ArgumentHelp("Run the forward pass N times and report the fastest (benchmarking).", visibility: .hidden))
     var repeats = 1
 
     func validate() throws {
         if (tokens == nil) == (text == nil) { throw ValidationError("give exactly one of --tokens @FILE or --text FILE") }
-        if let gelu, gelu != "erf", gelu != "tanh" { throw ValidationError("--gelu must be erf or tanh, got '\(gelu)'") }
         if truncate && text == nil { throw ValidationError("--truncate applies only to --text") }
     }
 
@@ -63,7 +62,7 @@ struct RunCommand: ParsableCommand {
         }
         let needsFinal = selected.contains(HookName.lnFinal) || selected.contains(HookName.logits)
         let layers = needsFinal ? config.numLayers : (selected.compactMap(HookName.layer(of:)).max() ?? 0) + 1
-        let activation: MLPActivation? = gelu.map { $0 == "tanh" ? .geluTanh : .geluErf }
+        let activation: MLPActivation? = gelu?.activation
         let network = try NeoXModel(checkpoint: checkpoint, activation: activation, layers: layers,
                                     loadUnembedding: selected.contains(HookName.logits))
         let loaded = Date()

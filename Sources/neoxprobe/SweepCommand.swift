@@ -10,16 +10,21 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Run probes (outliers, cka, weights, perplexity, lambada) over every checkpoint of a training suite.",
         discussion: """
-        The suite is a directory of stepN/ checkpoints, or a Hugging Face cache repository (ORG/NAME, or a
+        The suite is a directory of stepN/ checkpoints, or a Hugging Face cache repository (ORG/NAME, or a \
         models--ORG--NAME folder) with refs/stepN. Every checkpoint is measured on the same evaluation tokens:
-          --data PREFIX --rows a:b [--seq-len T]          rows a..b-1 of a Megatron .bin/.idx, first T tokens each
-          --data PREFIX --batch-of-step N [--batch-size B] the rows of training step N (Pythia batch semantics)
-          --data FILE.jsonl[.zst] --max-sequences N [--seq-len T]  documents + EOD packed into N windows of T
-        (T defaults to 2048). Perplexity uses the same tokens: position t predicts token t+1 of each sequence
-        (T-1 scored tokens a sequence). CKA compares each checkpoint with --reference-step (default: the last
-        step), whose activations are cached in RESULTS/.reference. Results: RESULTS/steps/stepNNNNNN/<probe>.csv,
-        RESULTS/metrics.csv (long form step,layer,site,metric,value) and RESULTS/run.json. Rerunning resumes:
-        finished (checkpoint, probe) files are skipped; a changed data spec or option set is refused.
+          --data PREFIX --rows a:b [--seq-len T]
+              rows a..b-1 of a Megatron .bin/.idx, first T tokens each
+          --data PREFIX --batch-of-step N [--batch-size B]
+              the rows of 0-based training step N (Pythia batch semantics)
+          --data FILE.jsonl[.zst] --max-sequences N [--seq-len T]
+              documents + EOD packed into N windows of T
+        T defaults to 2048. Perplexity uses the same tokens: position t predicts token t+1 of each sequence \
+        (T-1 scored tokens a sequence). CKA compares each checkpoint with --reference-step (default: the last \
+        step), whose activations are cached in RESULTS/.reference.
+
+        Results: RESULTS/steps/stepNNNNNN/<probe>.csv, RESULTS/metrics.csv (long form \
+        step,layer,site,metric,value), RESULTS/run.json. Rerunning resumes: finished (checkpoint, probe) files \
+        are skipped; a changed data spec or option set is refused.
         """)
 
     @Option(name: .long, help: "Suite: a directory of stepN/ checkpoints, ORG/NAME in the Hugging Face cache, or a models--ORG--NAME folder.")
@@ -67,8 +72,8 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N LAMBADA examples.")
     var lambadaLimit: Int?
 
-    @Option(name: .long, help: "Override the MLP activation: erf (HF 'gelu') or tanh (GPT-NeoX's fused gelu).")
-    var gelu: String?
+    @Option(name: .long, help: GeluChoice.help)
+    var gelu: GeluChoice?
 
     @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the first checkpoint).")
     var tokenizer: String?
@@ -83,7 +88,6 @@ struct SweepCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        if let gelu, gelu != "erf", gelu != "tanh" { throw ValidationError("--gelu must be erf or tanh, got '\(gelu)'") }
         do {
             let probeList = try SweepProbe.parse(probes)
             let spec = try data.map {
@@ -97,7 +101,7 @@ struct SweepCommand: ParsableCommand {
             options.ckaMinibatch = ckaMinibatch
             if let lambadaData { options.lambadaData = lambadaData } else { options.lambadaData = LambadaCommand.defaultData }
             options.lambadaLimit = lambadaLimit
-            options.activation = gelu.map { $0 == "tanh" ? .geluTanh : .geluErf }
+            options.activation = gelu?.activation
             options.tokenizer = tokenizer
             options.topK = topK
             options.tokensPerBatch = max(1, tokensPerBatch)
