@@ -21,7 +21,6 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .target(name: "CSentencePiece",
-                cxxSettings: [.unsafeFlags(["-std=c++17"])],
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("stdc++")]),
 
         // Engine: config, checkpoint formats, tensors, forward pass, hooks.
@@ -41,5 +40,6 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes"]),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )
