@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Reproduces the "## Engine" table in bench/README.md. Needs the reference venv (VENV, default ../venv)
 # and /usr/bin/time (apt package `time`). Run from anywhere; takes a few minutes.
+# Env: VENV, SCRATCH (SwiftPM scratch path), REPEATS (forwards per process), ROUNDS (Swift/HF alternations).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${VENV:-../venv}
 SCRATCH=${SCRATCH:-.build}
 REPEATS=${REPEATS:-3}
+export ROUNDS=${ROUNDS:-2}
 MODEL=bench/out/pythia-160m-random
 TOKENS=Tests/Fixtures/engine/pythia-mini/row0_tokens.txt   # mini-Pile row 0, first 2048 tokens
 [ -x /usr/bin/time ] || { echo "install /usr/bin/time (apt-get install time)"; exit 1; }
