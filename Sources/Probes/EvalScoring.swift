@@ -28,7 +28,7 @@ public struct ScoringJob: Sendable, Equatable {
 
 /// The score of one target token.
 public struct TokenScore: Sendable, Equatable {
-    /// `log softmax(logits)[target]`, computed in Float64 over the whole vocabulary.
+    /// `log softmax(logits)[target]` over the whole vocabulary (`LogSoftmax`: fp32 exponentials summed in fp64).
     public var logProbability: Double
     /// Whether the target is the argmax of the logits (first maximum on ties, as `torch.argmax`).
     public var isGreedy: Bool
@@ -176,15 +176,11 @@ public enum VocabularyScorer {
             let out = UnsafeMutablePointer<TokenScore>(bitPattern: outBase)!
             var r = worker
             while r < count {
-                let row = logits + r * V
-                var best = row[0], bestIndex = 0
-                for i in 1..<V where row[i] > best { best = row[i]; bestIndex = i }
-                let maxValue = Double(best)
-                var sum = 0.0
-                for i in 0..<V { sum += exp(Double(row[i]) - maxValue) }
+                let row = UnsafeBufferPointer(start: logits + r * V, count: V)
+                let summary = LogSoftmax.summarize(row)
                 let target = Int(targets[r])
-                let logProbability = Double(row[target]) - maxValue - log(sum)
-                (out + r).initialize(to: TokenScore(logProbability: logProbability, isGreedy: bestIndex == target))
+                (out + r).initialize(to: TokenScore(logProbability: summary.logProbability(of: row[target]),
+                                                    isGreedy: summary.argmax == target))
                 r += workers
             }
         }

@@ -7,7 +7,7 @@ import Probes
 /// `neoxprobe perplexity`: token-level mean NLL and perplexity of a model over a corpus.
 ///
 /// Logits are never held for a whole batch: `ln_final` output is unembedded a chunk of scored rows
-/// at a time and reduced to log-sum-exp − target logit in Float64 (see `BatchScorer`).
+/// at a time and reduced to log-sum-exp − target logit, summed in Float64 (see `BatchScorer`, `LogSoftmax`).
 struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "perplexity",
