@@ -1,5 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
+import Foundation
+
+/// The engine's elementwise kernels (softmax, GELU, LayerNorm) are plain loops the compiler
+/// vectorises; on x86-64 they may use AVX2/FMA (the Haswell ISA: every x86-64 server CPU since 2015, AMD Zen included).
+/// `NEOXPROBE_PORTABLE=1` builds for baseline x86-64 instead.
+let engineSwiftSettings: [SwiftSetting] = {
+    #if arch(x86_64)
+    if ProcessInfo.processInfo.environment["NEOXPROBE_PORTABLE"] == nil {
+        return [.unsafeFlags(["-target-cpu", "haswell"])]
+    }
+    #endif
+    return []
+}()
 
 let package = Package(
     name: "NeoXProbe",
@@ -27,7 +40,7 @@ let package = Package(
         .target(name: "NeoX", dependencies: [
             "CBLAS",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
-        ]),
+        ], swiftSettings: engineSwiftSettings),
         .target(name: "Tokenizers", dependencies: ["CSentencePiece"]),
         .target(name: "Corpus", dependencies: ["CZstd", "Tokenizers"]),
         .target(name: "Probes", dependencies: ["NeoX", "Tokenizers", "Corpus", "CBLAS"]),
