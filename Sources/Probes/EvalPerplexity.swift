@@ -50,6 +50,58 @@ public struct StridedWindows: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// `StridedWindows` over a stream that arrives in pieces (documents of a packed corpus): it
+/// yields exactly the jobs `jobs(for:)` gives for the whole stream, while holding only the
+/// tokens from the current window's start on, so a corpus of any size is scored in bounded memory.
+public struct StridedWindowStream: Sendable {
+    public let windows: StridedWindows
+    /// Tokens `[bufferStart, bufferStart + buffer.count)` of the stream.
+    private var buffer: [Int32] = []
+    private var bufferStart = 0
+    private var begin = 0
+    private var previousEnd = 0
+    private var finished = false
+    /// Tokens appended so far.
+    public private(set) var count = 0
+
+    public init(_ windows: StridedWindows) { self.windows = windows }
+
+    /// Appends tokens and returns the windows they complete. A window is released only once a
+    /// token past its end has arrived: only then is it known not to be the stream's last.
+    public mutating func append(_ tokens: [Int32]) -> [ScoringJob] {
+        precondition(!finished, "append after finish")
+        buffer.append(contentsOf: tokens)
+        count += tokens.count
+        var jobs: [ScoringJob] = []
+        while begin + windows.window < count {
+            jobs.append(window(end: begin + windows.window))
+            begin += windows.stride
+            buffer.removeFirst(begin - bufferStart)
+            bufferStart = begin
+        }
+        return jobs
+    }
+
+    /// The stream has ended: the last window, reaching its end (none if the stream is too short).
+    public mutating func finish() -> [ScoringJob] {
+        precondition(!finished, "finish called twice")
+        finished = true
+        guard begin < count, previousEnd < count else { return [] }
+        let last = window(end: count)
+        return last.targets.isEmpty ? [] : [last]
+    }
+
+    private mutating func window(end: Int) -> ScoringJob {
+        let first = max(previousEnd, begin + 1)
+        let tokens = Array(buffer[(begin - bufferStart)..<(end - bufferStart)])
+        let targets = first < end
+            ? (first..<end).map { ScoringJob.Target(position: $0 - begin - 1, token: buffer[$0 - bufferStart]) }
+            : []
+        previousEnd = end
+        return ScoringJob(tokens: tokens, targets: targets)
+    }
+}
+
 /// Pythia's training convention for a pre-tokenized row (e.g. 2049 tokens): the input is the row
 /// without its last token, the targets the row shifted by one, so every token but the first is
 /// scored with all previous tokens of the row as context.

@@ -17,8 +17,8 @@ struct PerplexityCommand: ParsableCommand {
         windows of --window tokens every --stride tokens; each token is scored once, with the left context its \
         window allows; a stream's first token is not scored. By default documents are packed into one stream, \
         each followed by EOD (id 0), as Pythia's training data was; --per-document scores each document as a \
-        stream of its own (no EOD) and reports each. The packed stream is held in memory (4 bytes a token): bound \
-        it with --limit / --max-tokens on large corpora. \
+        stream of its own (no EOD) and reports each. Only the current window of the packed stream is held in \
+        memory, so corpora of any size can be scored; --limit / --max-tokens bound the work. \
         Megatron .bin/.idx rows (give PREFIX, PREFIX.bin or PREFIX.idx) use Pythia's training convention: the \
         input is a row without its last token, the targets are the row shifted by one (2048 inputs for 2049-token \
         rows); every token but the row's first is scored. \
@@ -120,7 +120,7 @@ struct PerplexityCommand: ParsableCommand {
             let range = try rows.map { try RowSelection.parseRange($0, upperLimit: Int.max) } ?? 0..<Int.max
             let reader = try PileReader(path: data)
             var stream = try reader.makeStream()
-            var packed: [Int32] = []
+            var packed = StridedWindowStream(windows)   // holds one window's tokens, not the corpus
             var index = -1
             let tokenizer = setup.tokenizer
             // Documents are read and tokenized in small groups, in parallel, and stop as soon as
@@ -146,15 +146,16 @@ struct PerplexityCommand: ParsableCommand {
                         for job in jobs { try accumulator.add(job, owner: group[k].0) }
                         if jobs.isEmpty { try accumulator.add(ScoringJob(tokens: [], targets: []), owner: group[k].0) }
                     } else if !ids.isEmpty {
-                        packed.append(contentsOf: ids)
-                        packed.append(eod)
-                        if packed.count - 1 >= budget { finished = true; break }
+                        // The stream holds at most budget + 1 tokens: its first is never scored.
+                        let capacity = budget == Int.max ? Int.max : budget + 1
+                        let document = Array((ids + [eod]).prefix(capacity - packed.count))
+                        for job in packed.append(document) { try accumulator.add(job, owner: 0) }
+                        if packed.count >= capacity { finished = true; break }
                     }
                 }
             }
             if !perDocument {
-                if packed.count - 1 > budget { packed = Array(packed.prefix(budget + 1)) }
-                for job in windows.jobs(for: packed) { try accumulator.add(job, owner: 0) }
+                for job in packed.finish() { try accumulator.add(job, owner: 0) }
             }
             if units == 0 { throw EvalInputError("\(data): no documents selected (check --rows / --limit)") }
         }

@@ -83,3 +83,32 @@ final class EvalPerplexityTests: XCTestCase {
         }
     }
 }
+
+/// The streamed windows must be the very jobs the whole-stream windows give, however the
+/// stream is cut into pieces.
+final class EvalStridedStreamTests: XCTestCase {
+    func testStreamedWindowsEqualWholeStreamWindows() throws {
+        var state: UInt64 = 42
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33) % bound
+        }
+        for (window, stride) in [(2, 1), (4, 2), (5, 5), (8, 3), (16, 16), (16, 8)] {
+            let windows = try StridedWindows(window: window, stride: stride)
+            for length in [0, 1, 2, 3, window - 1, window, window + 1, 2 * window, 5 * window + 3] where length >= 0 {
+                let tokens = (0..<length).map { _ in Int32(next(1000)) }
+                var stream = StridedWindowStream(windows)
+                var jobs: [ScoringJob] = []
+                var start = 0
+                while start < length {
+                    let piece = min(length - start, 1 + next(2 * window))
+                    jobs += stream.append(Array(tokens[start..<start + piece]))
+                    start += piece
+                }
+                jobs += stream.finish()
+                XCTAssertEqual(jobs, windows.jobs(for: tokens), "window \(window) stride \(stride) length \(length)")
+                XCTAssertEqual(stream.count, length)
+            }
+        }
+    }
+}
