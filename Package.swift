@@ -49,10 +49,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "NeoXTests", dependencies: ["NeoX"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "CorpusTests", dependencies: ["Corpus"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes"]),
+        // Test-only helpers shared by the test targets (SHA-256, repository paths); no product.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NeoXTests", dependencies: ["NeoX", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "TestSupport"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

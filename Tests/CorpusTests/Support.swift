@@ -1,14 +1,12 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Corpus
 
 /// Locations and helpers shared by the Corpus tests.
 enum TestPaths {
-    /// Repository root: this file is `Tests/CorpusTests/Support.swift`.
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let fixtures = repoRoot.appendingPathComponent("Tests/Fixtures/corpus")
-    static let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    static let fixtures = RepositoryPaths.fixtures("corpus")
+    static let shared = RepositoryPaths.shared
 
     /// A file under `shared/`, or an XCTSkip when the shared data isn't present on this machine.
     static func sharedFile(_ relative: String) throws -> String {

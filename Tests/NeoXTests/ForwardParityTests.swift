@@ -1,14 +1,13 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import NeoX
 
 /// Where the committed engine fixtures live (written by Tests/Fixtures/generate_engine.py).
 enum ForwardFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/engine")
+    static let root = RepositoryPaths.fixtures("engine")
     static let tiny = ["parallel_erf_r025", "sequential_tanh_r100", "parallel_tanh_nobias_tied", "sequential_relu_r025"]
-    static let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+    static let shared = RepositoryPaths.shared
 
     static func tokens(_ url: URL) throws -> [[Int32]] {
         try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { line in

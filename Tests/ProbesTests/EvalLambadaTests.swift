@@ -2,13 +2,14 @@ import Corpus
 import Foundation
 import NeoX
 import Probes
+import TestSupport
 import Tokenizers
 import XCTest
 
 /// Reference data written by Tests/Fixtures/generate_eval.py (HF transformers + the harness's
 /// formulas, cross-checked against lm_eval itself) and the real inputs in ../shared.
 enum EvalFixtures {
-    static let directory = Fixtures.repositoryRoot.appendingPathComponent("Tests/Fixtures/eval")
+    static let directory = RepositoryPaths.fixtures("eval")
     static let tokenizerURL = Fixtures.shared.appendingPathComponent("tokenizer/20B_tokenizer.json")
     static let lambadaURL = Fixtures.shared.appendingPathComponent("data/lambada/lambada_test.jsonl")
 

@@ -1,13 +1,14 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// Paths and comparison helpers shared by the Probes tests.
 enum Fixtures {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let directory = repositoryRoot.appendingPathComponent("Tests/Fixtures/probes")
+    /// Kept as a name for the Probes tests (e.g. as a CLI working directory); see `RepositoryPaths`.
+    static let repositoryRoot = RepositoryPaths.root
+    static let directory = RepositoryPaths.fixtures("probes")
     /// The shared real data (`../shared` from the repository root, as the README says).
-    static let shared = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    static let shared = RepositoryPaths.shared
     static let pythiaMini = shared.appendingPathComponent("models/pythia-mini")
 
     static func json(_ name: String) throws -> [String: Any] {

@@ -1,6 +1,7 @@
 import Foundation
 import Corpus
 import NeoX
+import TestSupport
 import Tokenizers
 import XCTest
 @testable import Probes
@@ -11,7 +12,7 @@ enum SweepFixture {
     static let dataset = Fixtures.shared.appendingPathComponent("data/minipile/document").path
     static let lambada = Fixtures.shared.appendingPathComponent("data/lambada/lambada_test.jsonl").path
     static let tokenizer = Fixtures.shared.appendingPathComponent("tokenizer/20B_tokenizer.json").path
-    static let expectedURL = Fixtures.repositoryRoot.appendingPathComponent("Tests/Fixtures/sweep/expected.json")
+    static let expectedURL = RepositoryPaths.fixtures("sweep").appendingPathComponent("expected.json")
 
     static func requireShared() throws {
         guard FileManager.default.fileExists(atPath: suite.path), FileManager.default.fileExists(atPath: dataset + ".idx") else {
@@ -117,7 +118,7 @@ final class SweepResumeTests: XCTestCase {
         let process = Process()
         process.executableURL = try SweepFixture.executable()
         process.arguments = arguments
-        process.currentDirectoryURL = Fixtures.repositoryRoot
+        process.currentDirectoryURL = RepositoryPaths.root
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

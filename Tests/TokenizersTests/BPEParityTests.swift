@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Tokenizers
 
 /// Token-for-token parity of ``BPETokenizer`` with HF `tokenizers` on the GPT-NeoX-20B tokenizer.

@@ -1,14 +1,12 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// Paths and readers shared by the tokenizer tests. Expected values always come from the files
 /// written by Tests/Fixtures/generate_tokenizer.py (HF `tokenizers` / `sentencepiece`).
 enum Fixtures {
-    /// Repository root: three levels above this file (Tests/TokenizersTests/Fixtures.swift).
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    static let directory = repoRoot.appendingPathComponent("Tests/Fixtures/tokenizer")
-    static let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    static let directory = RepositoryPaths.fixtures("tokenizer")
+    static let shared = RepositoryPaths.shared
     static let tokenizer20B = shared.appendingPathComponent("tokenizer/20B_tokenizer.json")
 
     static func requireShared() throws {

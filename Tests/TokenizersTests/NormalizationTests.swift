@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Tokenizers
 
 /// Our Unicode normalizers (Foundation + fixes) against HF `tokenizers`' on the whole BMP.
