@@ -4,8 +4,6 @@ import TestSupport
 
 /// Paths and comparison helpers shared by the Probes tests.
 enum Fixtures {
-    /// Kept as a name for the Probes tests (e.g. as a CLI working directory); see `RepositoryPaths`.
-    static let repositoryRoot = RepositoryPaths.root
     static let directory = RepositoryPaths.fixtures("probes")
     /// The shared real data (`../shared` from the repository root, as the README says).
     static let shared = RepositoryPaths.shared
