@@ -4,6 +4,22 @@ import NeoX
 import Probes
 import Tokenizers
 
+/// The model options `lambada` and `perplexity` share, and how they become an `EvalSetup`.
+struct EvalModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
+    var model: String
+
+    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the model).")
+    var tokenizer: String?
+
+    @Option(name: .long, help: GeluChoice.help)
+    var gelu: GeluChoice?
+
+    func load() throws -> EvalSetup {
+        try EvalSetup.load(model: model, tokenizer: tokenizer, activation: gelu?.activation)
+    }
+}
+
 /// What the evaluation commands (`lambada`, `perplexity`) load before scoring, and how they
 /// describe it so a printed or JSON result can be traced back to the exact model and tokenizer.
 struct EvalSetup {

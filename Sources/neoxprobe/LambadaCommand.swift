@@ -20,20 +20,13 @@ struct LambadaCommand: ParsableCommand {
 
     static let defaultData = "../shared/data/lambada/lambada_test.jsonl"
 
-    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
-    var model: String
+    @OptionGroup var modelOptions: EvalModelOptions
 
     @Option(name: .long, help: "LAMBADA jsonl, one {\"text\": ...} a line (default: \(defaultData)).")
     var data: String?
 
     @Option(name: .long, help: "Evaluate only the first N examples.")
     var limit: Int?
-
-    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the model).")
-    var tokenizer: String?
-
-    @Option(name: .long, help: GeluChoice.help)
-    var gelu: GeluChoice?
 
     @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
     var json = false
@@ -49,7 +42,7 @@ struct LambadaCommand: ParsableCommand {
         let start = DispatchTime.now()
         let dataPath = try requireFile(data ?? Self.defaultData,
                                        what: data == nil ? "LAMBADA data (default path; pass --data)" : "LAMBADA data")
-        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, activation: gelu?.activation)
+        let setup = try modelOptions.load()
         let examples = try LambadaDataset.load(path: dataPath)
         let loaded = EvalOutput.seconds(since: start)
         let evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)

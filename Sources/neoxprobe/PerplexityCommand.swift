@@ -25,8 +25,7 @@ struct PerplexityCommand: ParsableCommand {
         perplexity = exp(total NLL / scored tokens).
         """)
 
-    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
-    var model: String
+    @OptionGroup var modelOptions: EvalModelOptions
 
     @Option(name: .long, help: "Corpus: .jsonl, .jsonl.zst, .txt, or a Megatron dataset (PREFIX, PREFIX.bin, PREFIX.idx).")
     var data: String
@@ -52,12 +51,6 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: .long, help: "End-of-document token appended after each packed document.")
     var eod: Int32 = 0
 
-    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the model).")
-    var tokenizer: String?
-
-    @Option(name: .long, help: GeluChoice.help)
-    var gelu: GeluChoice?
-
     @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
     var json = false
 
@@ -80,7 +73,7 @@ struct PerplexityCommand: ParsableCommand {
         if prefix != nil && (window != nil || stride != nil || perDocument) {
             throw EvalInputError("--window, --stride and --per-document apply to text corpora; .bin rows use Pythia's convention (input = row[:-1], targets = row[1:])")
         }
-        let setup = try EvalSetup.load(model: model, tokenizer: tokenizer, activation: gelu?.activation)
+        let setup = try modelOptions.load()
         let maxPositions = setup.model.config.maxPositionEmbeddings
         let scorer = BatchScorer(model: setup.model)
         var accumulator = PerplexityAccumulator(scorer: scorer)
