@@ -130,7 +130,12 @@ struct RunCommand: ParsableCommand {
         let path = text!
         guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read text file \(path)") }
         let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory)
-        var ids = try TokenizerLoader.load(url).encode(utf8: Array(data))
+        var ids: [Int32]
+        do {
+            ids = try TokenizerLoader.load(url).encode(utf8: Array(data))
+        } catch TokenizerError.invalidUTF8(_, let offset) {
+            throw TokenizerError.invalidUTF8(input: path, offset: offset)   // name the file, not "input text"
+        }
         guard !ids.isEmpty else { throw ValidationError("\(path): the text encodes to no tokens (empty input)") }
         if ids.count > config.maxPositionEmbeddings {
             guard truncate else {
