@@ -13,7 +13,7 @@ import Foundation
 ///   kurtosis of `resid_post`;
 /// - CKA heatmaps (layer × step) for `attn_out`, `mlp_out` (and `resid_post` when present),
 ///   spanning the full row when there are many steps;
-/// - Frobenius norm, effective rank (with the PER denominator) vs step per layer for
+/// - Frobenius norm and PER (effective rank / hidden size) vs step per layer for
 ///   `attention.dense.weight` and `mlp.dense_4h_to_h.weight`; the unembedding's (`embed_out`)
 ///   mean squared displacement from the previous checkpoint;
 /// - perplexity on the evaluation tokens, LAMBADA accuracy and LAMBADA perplexity, each on its
@@ -250,28 +250,11 @@ public struct HTMLReport: Sendable {
                                  axisSteps: allSteps).render())
     }
 
-    /// Effective rank per layer; the axis title gives the PER denominator (PER = erank / d), read
-    /// off the rows that have both, so one chart shows both quantities.
+    /// Proportional effective rank (PER = effective rank / hidden size) per layer, as the issue's
+    /// literature plots it: comparable across model sizes, unlike the raw effective rank.
     private func rankChart(tensor: String) -> Plot {
-        let site = { (site: String) in site.hasPrefix("weights:") && site.hasSuffix("." + tensor) }
-        let title = "Effective rank of \(tensor)"
-        let series = layerSeries(metric: MetricName.effectiveRank, site: site)
-        guard !series.isEmpty else {
-            return layerChart(title: "PER of \(tensor)", yTitle: "effective rank / hidden size", metric: MetricName.per,
-                              preferLog: false, site: site)
-        }
-        var ranks: [String: Double] = [:]
-        var denominator: Double?
-        for row in rows where site(row.site) {
-            let key = "\(row.step)/\(row.site)"
-            if row.metric == MetricName.effectiveRank { ranks[key] = row.value }
-        }
-        for row in rows where site(row.site) && row.metric == MetricName.per && row.value > 0 {
-            if let rank = ranks["\(row.step)/\(row.site)"], rank.isFinite { denominator = (rank / row.value).rounded(); break }
-        }
-        let yTitle = denominator.map { "effective rank (PER = rank / \(Int($0)))" } ?? "effective rank"
-        return .figure(LineChart(title: title, yTitle: yTitle, series: series, ordered: true, preferLogY: false,
-                                 axisSteps: allSteps).render())
+        layerChart(title: "PER of \(tensor)", yTitle: "PER (effective rank / hidden size)", metric: MetricName.per,
+                   preferLog: false, site: { $0.hasPrefix("weights:") && $0.hasSuffix("." + tensor) })
     }
 
     /// Mean squared displacement of each `msd` tensor (the unembedding by default) from the

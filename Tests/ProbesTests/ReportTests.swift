@@ -74,8 +74,8 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: "<svg").count, html.components(separatedBy: "</svg>").count)
         XCTAssertFalse(html.contains("class=\"missing\""))
         for text in ["CKA of attn_out", "CKA of mlp_out", "max |x| of the attention output (attn_out)", "max |x| of the MLP output (mlp_out)",
-                     "Mean per-token L2 norm of resid_post", "Effective rank of mlp.dense_4h_to_h.weight",
-                     "Effective rank of attention.dense.weight", "PER = rank / 64", "Unembedding (embed_out.weight) movement",
+                     "Mean per-token L2 norm of resid_post", "PER of mlp.dense_4h_to_h.weight",
+                     "PER of attention.dense.weight", "PER (effective rank / hidden size)", "Unembedding (embed_out.weight) movement",
                      "Perplexity on the evaluation tokens (2044 scored tokens)", "LAMBADA accuracy (300 examples)",
                      "LAMBADA perplexity (300 examples)", "layer 3", "&quot;model&quot;"] {
             XCTAssertTrue(html.contains(text), "missing \(text)")
