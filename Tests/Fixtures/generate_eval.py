@@ -138,7 +138,7 @@ def run_lm_eval(shared, venv, model_dir, limit):
     os.makedirs(taskdir)
     data = os.path.abspath(os.path.join(shared, "data/lambada/lambada_test.jsonl"))
     with open(os.path.join(taskdir, "lambada_openai_local.yaml"), "w") as f:
-        f.write(LAMBADA_YAML.format(data=data))
+        f.write(open(LAMBADA_YAML_TEMPLATE).read().replace("@DATA@", data))
     outdir = os.path.join(work, "out")
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     subprocess.run([os.path.join(venv, "bin/lm_eval"), "--model", "hf", "--model_args",
@@ -156,25 +156,9 @@ def run_lm_eval(shared, venv, model_dir, limit):
     return {"acc": results["acc,none"], "perplexity": results["perplexity,none"]}
 
 
-LAMBADA_YAML = """task: lambada_openai_local
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-output_type: loglikelihood
-test_split: test
-doc_to_text: "{{{{text.split(' ')[:-1]|join(' ')}}}}"
-doc_to_target: "{{{{' '+text.split(' ')[-1]}}}}"
-metric_list:
-  - metric: perplexity
-    aggregation: perplexity
-    higher_is_better: false
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
+# The harness task, shared with bench/lambada/run.sh so both run the very same task definition.
+LAMBADA_YAML_TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                     "bench", "lambada", "lambada_openai_local.yaml.in")
 
 
 @torch.no_grad()

@@ -22,20 +22,13 @@ import os
 import sys
 
 import numpy as np
+
+from fixture_math import kurtosis
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "probes")
 SHARED = os.environ.get("NEOXPROBE_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
-
-
-def kurtosis(x):
-    x = np.asarray(x, dtype=np.float64).ravel()
-    c = x - x.mean()
-    m2 = np.sum(c * c)
-    if m2 == 0:
-        return None
-    return float(x.size * np.sum(c ** 4) / (m2 * m2))
 
 
 def outliers(x, top_k):

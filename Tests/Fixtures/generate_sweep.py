@@ -28,6 +28,8 @@ import math
 import os
 
 import numpy as np
+
+from fixture_math import kurtosis
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,15 +94,6 @@ def activations(model, tokens):
         h.remove()
     d = model.config.hidden_size
     return {k: v.reshape(-1, d).double().numpy() for k, v in captured.items()}, logits
-
-
-def kurtosis(x):
-    x = np.asarray(x, dtype=np.float64).ravel()
-    c = x - x.mean()
-    m2 = np.sum(c * c)
-    if m2 == 0:
-        return None
-    return float(x.size * np.sum(c ** 4) / (m2 * m2))
 
 
 def outlier_rows(step, layer, site, x):

@@ -33,26 +33,7 @@ cp "$SHARED/tokenizer/20B_tokenizer.json" "$OUT/tok/tokenizer.json"
 echo '{"tokenizer_class": "GPTNeoXTokenizerFast", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "add_prefix_space": false}' \
   > "$OUT/tok/tokenizer_config.json"
 # lambada_openai with the local data file instead of the Hub dataset (same prompt, target, metrics).
-cat > "$OUT/tasks/lambada_openai_local.yaml" <<EOF
-task: lambada_openai_local
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: $DATA
-output_type: loglikelihood
-test_split: test
-doc_to_text: "{{text.split(' ')[:-1]|join(' ')}}"
-doc_to_target: "{{' '+text.split(' ')[-1]}}"
-metric_list:
-  - metric: perplexity
-    aggregation: perplexity
-    higher_is_better: false
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-EOF
+sed "s|@DATA@|$DATA|" bench/lambada/lambada_openai_local.yaml.in > "$OUT/tasks/lambada_openai_local.yaml"
 
 echo "== machine"
 { uname -srm; nproc; grep -m1 'model name' /proc/cpuinfo || true; uptime; } | tee "$OUT/machine.txt"
