@@ -15,7 +15,12 @@ import Foundation
 ///   spanning the full row when there are many steps;
 /// - Frobenius norm and PER (effective rank / hidden size) vs step per layer for
 ///   `attention.dense.weight` and `mlp.dense_4h_to_h.weight`; the unembedding's (`embed_out`)
-///   mean squared displacement from the previous checkpoint;
+///   mean squared displacement from the previous checkpoint; the effective rank of each head's OV
+///   circuit (`attention.w_ov.head<h>`), averaged over the heads of a layer;
+/// - weight histograms (bin × step heatmaps) of `attention.dense.weight` and
+///   `mlp.dense_4h_to_h.weight` in layer 0 and the last layer: colour = fraction of the tensor's
+///   elements in the bin (log colour scale shared by all of them, white = none), rows labelled
+///   with bin edges from `hist_range`;
 /// - perplexity on the evaluation tokens, LAMBADA accuracy and LAMBADA perplexity, each on its
 ///   own axis (their perplexities differ by orders of magnitude).
 /// Step axes are logarithmic with step 0 on its own tick (see `StepAxis`).
@@ -81,8 +86,11 @@ public struct HTMLReport: Sendable {
                        preferLog: false, site: weight(".mlp.dense_4h_to_h.weight")),
             rankChart(tensor: "attention.dense.weight"),
             rankChart(tensor: "mlp.dense_4h_to_h.weight"),
+            ovRankChart(),
             msdChart(),
         ])
+        body += section("Weight histograms of the first and last layer (fixed bins on [−R, R], R = max |w| of the reference checkpoint)",
+                        weightHistograms())
         body += section("Evaluations", [evaluationPerplexityChart(), lambadaAccuracyChart(), lambadaPerplexityChart()])
         return """
         <!DOCTYPE html>
@@ -255,6 +263,101 @@ public struct HTMLReport: Sendable {
     private func rankChart(tensor: String) -> Plot {
         layerChart(title: "PER of \(tensor)", yTitle: "PER (effective rank / hidden size)", metric: MetricName.per,
                    preferLog: false, site: { $0.hasPrefix("weights:") && $0.hasSuffix("." + tensor) })
+    }
+
+    /// Effective rank of W_OV = W_O·W_V per head (sites `weights:…attention.w_ov.head<h>`),
+    /// averaged over the heads of each layer; at most the head dimension.
+    private func ovRankChart() -> Plot {
+        var byLayer: [Int: [Int: [Double]]] = [:]
+        var heads: [Int: Set<String>] = [:]
+        for row in rows where row.metric == MetricName.effectiveRank && row.site.hasPrefix("weights:")
+            && row.site.contains(".attention.w_ov.head") && row.value.isFinite {
+            guard let layer = row.layer else { continue }
+            byLayer[layer, default: [:]][row.step, default: []].append(row.value)
+            heads[layer, default: []].insert(row.site)
+        }
+        let title = "Effective rank of W_OV per head"
+        guard !byLayer.isEmpty else {
+            return .missing("\(title): no 'effective_rank' rows for sites 'weights:gpt_neox.layers.<l>.attention.w_ov.head<h>' in metrics.csv; plot omitted.")
+        }
+        let counts = Set(heads.values.map(\.count))
+        let headText = counts.count == 1 ? "\(counts.first!) heads" : "heads"
+        let series = byLayer.keys.sorted().map { layer in
+            Series(label: "layer \(layer)", points: byLayer[layer]!.keys.sorted().map { step in
+                let values = byLayer[layer]![step]!
+                return (step: step, value: values.reduce(0, +) / Double(values.count))
+            })
+        }
+        return .figure(LineChart(title: "\(title) (mean of \(headText) per layer)", yTitle: "effective rank of W_O·W_V (mean over heads)",
+                                 series: series, ordered: true, preferLogY: false, axisSteps: allSteps).render())
+    }
+
+    /// Tensors whose histograms are plotted, for layer 0 and the last layer.
+    static let histogramTensors = ["attention.dense.weight", "mlp.dense_4h_to_h.weight"]
+
+    /// Bin × step heatmaps of the fixed-bin weight histograms (`hist_bin_<i>`, `hist_range`,
+    /// `hist_underflow`, `hist_overflow`). Colour is the fraction of the tensor's elements in a bin
+    /// (counts / all elements, under- and overflow included) on a log scale shared by every
+    /// histogram on the page, white where a bin is empty.
+    private func weightHistograms() -> [Plot] {
+        struct Histogram { var bins: [Int: [Int: Double]] = [:], range: [Int: Double] = [:], outside: [Int: Double] = [:] }
+        var histograms: [String: Histogram] = [:]
+        let binPrefix = "hist_bin_"
+        for row in rows where row.site.hasPrefix("weights:") && row.metric.hasPrefix("hist_") && row.value.isFinite {
+            if row.metric.hasPrefix(binPrefix), let index = Int(row.metric.dropFirst(binPrefix.count)) {
+                histograms[row.site, default: Histogram()].bins[index, default: [:]][row.step] = row.value
+            } else if row.metric == MetricName.histRange {
+                histograms[row.site, default: Histogram()].range[row.step] = row.value
+            } else if row.metric == MetricName.histUnderflow || row.metric == MetricName.histOverflow {
+                histograms[row.site, default: Histogram()].outside[row.step, default: 0] += row.value
+            }
+        }
+        let layers = Set(rows.filter { $0.site.hasPrefix("weights:gpt_neox.layers.") }.compactMap(\.layer))
+        guard let last = layers.max(), histograms.values.contains(where: { !$0.bins.isEmpty }) else {
+            return [.missing("Weight histograms: no 'hist_bin_*' rows for sites 'weights:gpt_neox.layers.<l>.…' in metrics.csv; plots omitted.")]
+        }
+        let sites = Set([layers.min() ?? 0, last]).sorted().flatMap { layer in
+            Self.histogramTensors.map { "weights:gpt_neox.layers.\(layer).\($0)" }
+        }
+        // Fractions of all elements, per site.
+        var fractions: [String: [Int: [Int: Double]]] = [:]
+        var outsideFraction: [String: Double] = [:]
+        for site in sites {
+            guard let histogram = histograms[site], !histogram.bins.isEmpty else { continue }
+            var totals: [Int: Double] = histogram.outside
+            for (_, bySteps) in histogram.bins { for (step, count) in bySteps { totals[step, default: 0] += count } }
+            var cells: [Int: [Int: Double]] = [:]
+            for (bin, bySteps) in histogram.bins {
+                for (step, count) in bySteps where (totals[step] ?? 0) > 0 { cells[bin, default: [:]][step] = count / totals[step]! }
+            }
+            fractions[site] = cells
+            outsideFraction[site] = histogram.outside.compactMap { step, count in totals[step].map { count / $0 } }.max() ?? 0
+        }
+        let positive = fractions.values.flatMap { $0.values.flatMap(\.values) }.filter { $0 > 0 }
+        let high = pow(10, ceil(log10(positive.max() ?? 1)))
+        let low = max(pow(10, floor(log10(positive.min() ?? 1e-6))), high / 1e6)
+        let colour = HeatmapColour.logarithmic(low: low, high: low < high ? high : low * 10, label: "fraction")
+        return sites.map { site in
+            let tensor = String(site.dropFirst("weights:gpt_neox.".count))
+            guard let cells = fractions[site], let histogram = histograms[site] else {
+                return .missing("Histogram of \(tensor): no 'hist_bin_*' rows for site '\(site)' in metrics.csv; plot omitted.")
+            }
+            let binCount = (cells.keys.max() ?? 0) + 1
+            let range = histogram.range.keys.max().map { histogram.range[$0]! } ?? 1
+            let edge = { (index: Int) in -range + 2 * range * Double(index) / Double(binCount) }
+            let label = { (value: Double) in value == 0 ? "0" : String(format: "%.3g", value) }
+            let every = max(1, binCount / 8)
+            let ticks = stride(from: 0, through: binCount, by: every).map { (position: Double($0), label: label(edge($0))) }
+            // Title kept short enough for a 600 px chart: the section heading says what R is.
+            var title = "\(tensor): R = \(String(format: "%.3g", range))"
+            if let outside = outsideFraction[site], outside > 0 { title += String(format: ", ≤ %.2g%% outside", 100 * outside) }
+            let steps = Set(cells.values.flatMap(\.keys)).count
+            let wide = steps > Self.wideHeatmapSteps
+            let heatmap = Heatmap(title: title, cells: cells, width: wide ? 1232 : 600, rowTitle: "weight value (\(binCount) bins)",
+                                  rowName: { "w in [\(label(edge($0))), \(label(edge($0 + 1))))" }, rowEdgeTicks: ticks,
+                                  colour: colour, left: 96)
+            return .figure(heatmap.render(), wide: wide)
+        }
     }
 
     /// Mean squared displacement of each `msd` tensor (the unembedding by default) from the

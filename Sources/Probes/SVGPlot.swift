@@ -329,43 +329,105 @@ struct LineChart {
     }
 }
 
-/// A layer × step heatmap of a value in [0, 1] (CKA), with a colour bar.
+/// How a heatmap maps values to colours (viridis) and labels its colour bar.
+enum HeatmapColour {
+    /// Linear on the fixed range [0, 1] (CKA), so heatmaps compare with each other; large cells
+    /// print their value.
+    case unit(label: String)
+    /// log10 from `low` to `high` (powers of ten, ticks at every decade): values below `low` get
+    /// the darkest colour, exact zeros are drawn white (no elements) instead.
+    case logarithmic(low: Double, high: Double, label: String)
+
+    var label: String {
+        switch self {
+        case .unit(let label), .logarithmic(_, _, let label): return label
+        }
+    }
+
+    /// Position on the colour bar, 0 … 1.
+    func position(_ value: Double) -> Double {
+        switch self {
+        case .unit: return min(max(value, 0), 1)
+        case .logarithmic(let low, let high, _):
+            guard value > 0 else { return 0 }
+            return min(max((log10(value) - log10(low)) / (log10(high) - log10(low)), 0), 1)
+        }
+    }
+
+    /// (position on the bar, label).
+    var ticks: [(Double, String)] {
+        switch self {
+        case .unit: return stride(from: 0.0, through: 1.0, by: 0.25).map { ($0, String(format: "%g", $0)) }
+        case .logarithmic(let low, let high, _):
+            let (a, b) = (Int(log10(low).rounded()), Int(log10(high).rounded()))
+            guard b > a else { return [(0, SVG.tickLabel(low))] }
+            let every = max(1, Int((Double(b - a) / 6).rounded(.up)))
+            return stride(from: b, through: a, by: -every).map { (Double($0 - a) / Double(b - a), SVG.tickLabel(pow(10, Double($0)))) }
+        }
+    }
+}
+
+/// A row × step heatmap with a colour bar: by default layer × step of a value in [0, 1] (CKA);
+/// weight histograms use it for bin × step with a logarithmic colour scale.
 struct Heatmap {
     var title: String
-    /// value[layer][step]
+    /// value[row][step]; rows are drawn bottom (smallest key) to top.
     var cells: [Int: [Int: Double]]
     /// 600 for a grid cell; the report doubles it (and spans the row) when there are many steps.
     var width = 600.0
     var height = 330.0
+    /// The row axis's title and what a row is called in tooltips.
+    var rowTitle = "layer"
+    var rowName: (Int) -> String = { "layer \($0)" }
+    /// Ticks on row boundaries (position in rows above the bottom edge, label), e.g. bin edges;
+    /// empty: each row is labelled with its key, centred (thinned when rows are thin).
+    var rowEdgeTicks: [(position: Double, label: String)] = []
+    var colour = HeatmapColour.unit(label: "CKA")
+    /// Left margin (wider for long row labels).
+    var left = 78.0
 
     func render() -> String {
-        let layers = cells.keys.sorted()
+        let rows = cells.keys.sorted()
         let steps = Array(Set(cells.values.flatMap(\.keys))).sorted()
-        let (left, top) = (78.0, 34.0)
+        let (left, top) = (self.left, 34.0)
         let right = width - 110, bottom = height - 62
         let cellWidth = (right - left) / Double(max(steps.count, 1))
-        let cellHeight = (bottom - top) / Double(max(layers.count, 1))
+        let cellHeight = (bottom - top) / Double(max(rows.count, 1))
+        let printValues: Bool
+        if case .unit = colour { printValues = cellWidth >= 34 && cellHeight >= 16 } else { printValues = false }
         var svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(SVG.escape(title))\">"
         svg += "<text class=\"chart-title\" x=\"\(SVG.number(left))\" y=\"20\">\(SVG.escape(title))</text>"
-        // Layer 0 at the bottom, as in a picture of the network.
-        for (row, layer) in layers.enumerated() {
-            let y = bottom - Double(row + 1) * cellHeight
+        var labelWidth = 0.0
+        // Layer 0 (or the lowest bin) at the bottom, as in a picture of the network.
+        for (index, row) in rows.enumerated() {
+            let y = bottom - Double(index + 1) * cellHeight
             for (column, step) in steps.enumerated() {
                 let x = left + Double(column) * cellWidth
-                guard let value = cells[layer]?[step] else {
-                    svg += "<rect class=\"empty\" x=\"\(SVG.number(x))\" y=\"\(SVG.number(y))\" width=\"\(SVG.number(cellWidth))\" height=\"\(SVG.number(cellHeight))\"><title>layer \(layer), step \(step): no value</title></rect>"
+                let frame = "x=\"\(SVG.number(x))\" y=\"\(SVG.number(y))\" width=\"\(SVG.number(cellWidth))\" height=\"\(SVG.number(cellHeight))\""
+                let name = SVG.escape(rowName(row))
+                guard let value = cells[row]?[step] else {
+                    svg += "<rect class=\"empty\" \(frame)><title>\(name), step \(step): no value</title></rect>"
                     continue
                 }
-                svg += "<rect x=\"\(SVG.number(x))\" y=\"\(SVG.number(y))\" width=\"\(SVG.number(cellWidth))\" height=\"\(SVG.number(cellHeight))\" fill=\"\(SVG.viridis(value))\"><title>layer \(layer), step \(step): \(SVG.escape(MetricsCSV.format(value)))</title></rect>"
-                if cellWidth >= 34 && cellHeight >= 16 {
-                    let color = SVG.isLight(value) ? "#000" : "#fff"
+                let t = colour.position(value)
+                let fill = { if case .logarithmic = colour, value == 0 { return "#fff" } else { return SVG.viridis(t) } }()
+                svg += "<rect \(frame) fill=\"\(fill)\"><title>\(name), step \(step): \(SVG.escape(MetricsCSV.format(value)))</title></rect>"
+                if printValues {
+                    let color = SVG.isLight(t) ? "#000" : "#fff"
                     svg += "<text class=\"cell\" x=\"\(SVG.number(x + cellWidth / 2))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"middle\" style=\"fill:\(color)\">\(String(format: "%.2f", value))</text>"
                 }
             }
-            // Layer labels: every row while they fit, else thinned (deep models).
-            if row % max(1, Int((14 / cellHeight).rounded(.up))) == 0 {
-                svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"end\">\(layer)</text>"
+            // Row labels: every row while they fit, else thinned (deep models).
+            if rowEdgeTicks.isEmpty, index % max(1, Int((14 / cellHeight).rounded(.up))) == 0 {
+                labelWidth = max(labelWidth, SVG.approximateWidth("\(row)"))
+                svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + cellHeight / 2 + 4))\" text-anchor=\"end\">\(row)</text>"
             }
+        }
+        for tick in rowEdgeTicks {
+            let y = bottom - tick.position * cellHeight
+            labelWidth = max(labelWidth, SVG.approximateWidth(tick.label))
+            svg += "<line class=\"axis-line\" x1=\"\(SVG.number(left - 5))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(left))\" y2=\"\(SVG.number(y))\"/>"
+            svg += "<text x=\"\(SVG.number(left - 8))\" y=\"\(SVG.number(y + 4))\" text-anchor=\"end\">\(SVG.escape(tick.label))</text>"
         }
         // Step labels: every column while they fit, else thinned.
         let every = max(1, Int((38 / cellWidth).rounded(.up)))
@@ -374,8 +436,9 @@ struct Heatmap {
             svg += "<text x=\"\(SVG.number(x))\" y=\"\(SVG.number(bottom + 16))\" text-anchor=\"middle\">\(SVG.stepLabel(Double(step)))</text>"
         }
         svg += "<text class=\"axis-title\" x=\"\(SVG.number((left + right) / 2))\" y=\"\(SVG.number(bottom + 38))\" text-anchor=\"middle\">training step (one column per checkpoint)</text>"
-        svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(left - 40)),\(SVG.number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">layer</text>"
-        // Colour bar: fixed [0, 1] so heatmaps compare with each other.
+        let titleX = left - max(40, labelWidth + 22)
+        svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(titleX)),\(SVG.number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(SVG.escape(rowTitle))</text>"
+        // Colour bar.
         let barX = right + 24, barWidth = 16.0
         let gradientID = SVG.identifier("grad", title)
         svg += "<defs><linearGradient id=\"\(gradientID)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
@@ -385,12 +448,15 @@ struct Heatmap {
         }
         svg += "</linearGradient></defs>"
         svg += "<rect x=\"\(SVG.number(barX))\" y=\"\(SVG.number(top))\" width=\"\(SVG.number(barWidth))\" height=\"\(SVG.number(bottom - top))\" fill=\"url(#\(gradientID))\" stroke=\"#444\" stroke-width=\"0.5\"/>"
-        for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
-            let y = bottom - tick * (bottom - top)
+        for (position, label) in colour.ticks {
+            let y = bottom - position * (bottom - top)
             svg += "<line class=\"axis-line\" x1=\"\(SVG.number(barX + barWidth))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(barX + barWidth + 4))\" y2=\"\(SVG.number(y))\"/>"
-            svg += "<text x=\"\(SVG.number(barX + barWidth + 7))\" y=\"\(SVG.number(y + 4))\">\(String(format: "%g", tick))</text>"
+            svg += "<text x=\"\(SVG.number(barX + barWidth + 7))\" y=\"\(SVG.number(y + 4))\">\(SVG.escape(label))</text>"
         }
-        svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">CKA</text>"
+        svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">\(SVG.escape(colour.label))</text>"
+        if case .logarithmic = colour {
+            svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 36))\" text-anchor=\"middle\">(log; white = 0)</text>"
+        }
         return svg + "</svg>"
     }
 }

@@ -5,7 +5,7 @@ import XCTest
 final class ReportTests: XCTestCase {
     /// A small synthetic sweep shaped like the real one: 4 layers, Pythia-like steps including 0,
     /// every site and metric the report plots (names as `neoxprobe sweep` writes them).
-    static func syntheticRows(layers: Int = 4, includeEvaluations: Bool = true,
+    static func syntheticRows(layers: Int = 4, includeEvaluations: Bool = true, includeHistograms: Bool = true,
                               steps: [Int] = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000, 8000, 16000, 33000, 66000, 143000])
         -> [MetricRow] {
         var rows: [MetricRow] = []
@@ -32,6 +32,31 @@ final class ReportTests: XCTestCase {
                                           value: scale * (1.1 + progress * (2 + 0.3 * depth))))
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.effectiveRank, value: per * 64))
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.per, value: per))
+                    if includeHistograms {
+                        // 32 fixed bins on [−R, R] of 4096 elements, a Gaussian that widens with training
+                        // (spilling past R late on).
+                        let range = 0.05 * scale, sigma = range * (0.2 + 0.6 * progress * depth / Double(layers))
+                        var counts = (0..<32).map { bin -> Double in
+                            let centre = -range + 2 * range * (Double(bin) + 0.5) / 32
+                            return (4096 * 2 * range / 32 * exp(-centre * centre / (2 * sigma * sigma)) / (sigma * (2 * Double.pi).squareRoot())).rounded()
+                        }
+                        counts[16] += 4096 - counts.reduce(0, +) - 2 * (progress > 0.8 ? 3 : 0)
+                        rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.histRange, value: range))
+                        rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.histUnderflow, value: progress > 0.8 ? 3 : 0))
+                        rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.histOverflow, value: progress > 0.8 ? 3 : 0))
+                        for (bin, count) in counts.enumerated() {
+                            rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.histBin(bin, of: 32), value: count))
+                        }
+                    }
+                }
+                if includeHistograms {
+                    for head in 0..<4 {
+                        let site = "weights:gpt_neox.layers.\(layer).attention.w_ov.head\(head)"
+                        let rank = 14 - 6 * progress * depth / Double(layers) + Double(head) * 0.25
+                        rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.effectiveRank, value: rank))
+                        rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.per, value: rank / 64))
+                        rows.append(MetricRow(step: step, layer: layer, site: site, metric: "spectral_norm", value: 1 + progress))
+                    }
                 }
             }
             if step > 0 {
@@ -70,14 +95,16 @@ final class ReportTests: XCTestCase {
     func testReportContainsEveryPlotForACompleteSweep() throws {
         let html = HTMLReport(rows: Self.syntheticRows(), runInfo: "{\"model\": \"pythia-mini\", \"steps\": [0, 1]}").render()
         XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
-        XCTAssertEqual(charts(html).count, 15, "5 outlier + 2 CKA + 5 weight + 3 eval charts")
+        XCTAssertEqual(charts(html).count, 20, "5 outlier + 2 CKA + 6 weight + 4 histogram + 3 eval charts")
         XCTAssertEqual(html.components(separatedBy: "<svg").count, html.components(separatedBy: "</svg>").count)
         XCTAssertFalse(html.contains("class=\"missing\""))
         for text in ["CKA of attn_out", "CKA of mlp_out", "max |x| of the attention output (attn_out)", "max |x| of the MLP output (mlp_out)",
                      "Mean per-token L2 norm of resid_post", "PER of mlp.dense_4h_to_h.weight",
                      "PER of attention.dense.weight", "PER (effective rank / hidden size)", "Unembedding (embed_out.weight) movement",
                      "Perplexity on the evaluation tokens (2044 scored tokens)", "LAMBADA accuracy (300 examples)",
-                     "LAMBADA perplexity (300 examples)", "layer 3", "&quot;model&quot;"] {
+                     "LAMBADA perplexity (300 examples)", "layer 3", "&quot;model&quot;",
+                     "Effective rank of W_OV per head (mean of 4 heads per layer)",
+                     "layers.0.attention.dense.weight: R = ", "layers.3.mlp.dense_4h_to_h.weight: R = "] {
             XCTAssertTrue(html.contains(text), "missing \(text)")
         }
         // Unknown run.json layouts still get a table of their scalars.
@@ -145,7 +172,7 @@ final class ReportTests: XCTestCase {
         let many = HTMLReport(rows: Self.syntheticRows()).render()
         XCTAssertTrue(many.contains("grid-template-columns:repeat(auto-fill,minmax(min(600px,100%),1fr))"))
         XCTAssertTrue(many.contains("svg.chart{display:block;width:100%;height:auto}"))
-        XCTAssertEqual(many.components(separatedBy: "<figure class=\"wide\">").count - 1, 2, "19 steps: both CKA heatmaps span the row")
+        XCTAssertEqual(many.components(separatedBy: "<figure class=\"wide\">").count - 1, 6, "19 steps: 2 CKA heatmaps and 4 histograms span the row")
         let few = HTMLReport(rows: Self.syntheticRows(steps: [0, 4, 16, 64, 256, 512, 1000, 2000])).render()
         XCTAssertFalse(few.contains("<figure class=\"wide\">"), "8 steps: heatmaps sit side by side")
         // Every line chart shares the sweep's step axis: msd has no step 0 but keeps the 0 tick.
@@ -178,13 +205,74 @@ final class ReportTests: XCTestCase {
     func testMissingMetricsAreNotedNotPlotted() throws {
         let rows = Self.syntheticRows(includeEvaluations: false).filter { $0.site != "mlp_out" }
         let html = HTMLReport(rows: rows).render()
-        XCTAssertEqual(charts(html).count, 10, "4 outlier + 1 CKA + 5 weight charts")
+        XCTAssertEqual(charts(html).count, 15, "4 outlier + 1 CKA + 6 weight + 4 histogram charts")
         XCTAssertTrue(html.contains("no &#39;cka&#39; rows for site &#39;mlp_out&#39;"))
         XCTAssertTrue(html.contains("max |x| of the MLP output (mlp_out) per layer: no &#39;max_abs&#39; rows"))
         XCTAssertTrue(html.contains("Perplexity on the evaluation tokens: no &#39;perplexity&#39; rows"))
         XCTAssertTrue(html.contains("LAMBADA accuracy: no"))
         XCTAssertTrue(html.contains("LAMBADA perplexity: no"))
         try assertBalancedTags(html)
+    }
+
+    func testWeightHistogramHeatmaps() throws {
+        let html = HTMLReport(rows: Self.syntheticRows()).render()
+        let histograms = charts(html).filter { $0.contains(": R = ") }
+        XCTAssertEqual(histograms.count, 4, "attention.dense and dense_4h_to_h of layers 0 and 3")
+        for layer in [0, 3] {
+            for tensor in ["attention.dense.weight", "mlp.dense_4h_to_h.weight"] {
+                XCTAssertTrue(histograms.contains { $0.contains(">layers.\(layer).\(tensor): R = ") }, "layer \(layer) \(tensor)")
+            }
+        }
+        XCTAssertFalse(histograms.contains { $0.contains("layers.1.") || $0.contains("layers.2.") })
+        let attention = try XCTUnwrap(histograms.first { $0.contains(">layers.0.attention.dense.weight: R = 0.05") })
+        // 32 bins × 19 steps, one cell each, rows labelled by bin edges from hist_range (every 4th edge).
+        XCTAssertEqual(attention.components(separatedBy: "<rect x=").count - 1, 32 * 19 + 1, "cells + colour bar")
+        XCTAssertTrue(attention.contains(">weight value (32 bins)</text>"))
+        for edge in [">-0.05</text>", ">-0.0375</text>", ">0</text>", ">0.025</text>", ">0.05</text>"] {
+            XCTAssertTrue(attention.contains(edge), "missing bin edge \(edge)")
+        }
+        XCTAssertTrue(attention.contains("<title>w in [-0.05, -0.0469), step 0: "))
+        XCTAssertTrue(attention.contains("<title>w in [0.0469, 0.05), step 143000: "))
+        XCTAssertTrue(attention.contains("% outside</text>"), "late steps spill past R")
+        // Log colour scale of fractions, with decade ticks; empty bins are white.
+        XCTAssertTrue(attention.contains(">fraction</text>") && attention.contains("(log; white = 0)"))
+        XCTAssertTrue(attention.contains(">1</text>") || attention.contains(">0.1</text>"))
+        XCTAssertTrue(attention.contains(">0.001</text>"))
+        XCTAssertTrue(attention.contains("fill=\"#fff\""))
+        XCTAssertFalse(attention.contains("class=\"cell\""), "no printed values in thin cells")
+        // The tooltip fractions of one step sum to at most 1.
+        let step0 = try NSRegularExpression(pattern: "step 0: ([0-9.e-]+)</title>")
+        let ns = attention as NSString
+        let sum = step0.matches(in: attention, range: NSRange(location: 0, length: ns.length))
+            .compactMap { Double(ns.substring(with: $0.range(at: 1))) }.reduce(0, +)
+        XCTAssertEqual(sum, 1, accuracy: 1e-6)
+        try assertBalancedTags(html)
+    }
+
+    func testOVRankChartAveragesHeads() throws {
+        let rows = Self.syntheticRows(steps: [0, 16, 1000])
+        let chart = try XCTUnwrap(charts(HTMLReport(rows: rows).render()).first { $0.contains("Effective rank of W_OV per head") })
+        XCTAssertTrue(chart.contains(">layer 0</text>") && chart.contains(">layer 3</text>"))
+        XCTAssertTrue(chart.contains("effective rank of W_O·W_V (mean over heads)"))
+        // Layer 0 at step 0: heads 14, 14.25, 14.5, 14.75 → 14.375.
+        XCTAssertTrue(chart.contains("<title>layer 0, step 0: 14.375</title>"))
+        // Not confused with the dense weights' PER charts.
+        let per = try XCTUnwrap(charts(HTMLReport(rows: rows).render()).first { $0.contains("PER of attention.dense.weight") })
+        XCTAssertEqual(per.components(separatedBy: "<circle").count - 1, 4 * 3)
+    }
+
+    func testMissingHistogramsAndOVSpectraAreNoted() throws {
+        let html = HTMLReport(rows: Self.syntheticRows(includeHistograms: false)).render()
+        XCTAssertEqual(charts(html).count, 15, "5 outlier + 2 CKA + 5 weight + 3 eval charts")
+        XCTAssertTrue(html.contains("Weight histograms: no &#39;hist_bin_*&#39; rows"))
+        XCTAssertTrue(html.contains("Effective rank of W_OV per head: no &#39;effective_rank&#39; rows"))
+        // Histograms of one tensor missing: that one is noted, the others drawn.
+        let partial = Self.syntheticRows().filter { !($0.site == "weights:gpt_neox.layers.3.attention.dense.weight" && $0.metric.hasPrefix("hist_")) }
+        let partialHTML = HTMLReport(rows: partial).render()
+        XCTAssertEqual(charts(partialHTML).filter { $0.contains(": R = ") }.count, 3)
+        XCTAssertTrue(partialHTML.contains("Histogram of layers.3.attention.dense.weight: no"))
+        try assertBalancedTags(html)
+        try assertBalancedTags(partialHTML)
     }
 
     func testGenerateWritesReportNextToMetrics() throws {
