@@ -124,13 +124,6 @@ enum Kernels {
         return s
     }
 
-    /// `KernelMath.exp` on 16 lanes (kept for callers that hold SIMD vectors).
-    static func exp16(_ input: SIMD16<Float>) -> SIMD16<Float> {
-        var out = SIMD16<Float>()
-        for i in 0..<16 { out[i] = KernelMath.exp(input[i]) }
-        return out
-    }
-
     /// Runs `body(worker)` for `workers` disjoint workers on the global concurrent queue.
     static func parallel(_ workers: Int, _ body: @Sendable (Int) -> Void) {
         if workers <= 1 { body(0); return }

@@ -24,8 +24,8 @@ import CBLAS
 /// CKA_debiased = mean HSIC₁(K,L) / sqrt(mean HSIC₁(K,K) · mean HSIC₁(L,L)).
 /// (HSIC₁ is invariant to shifting X or Y, so the same shifted rows serve both estimators.)
 ///
-/// Usage in a sweep: keep the reference checkpoint's activations for a site (in memory or in an
-/// `ActivationSpool`) and, for each other checkpoint, feed both in the same token order:
+/// Usage in a sweep: keep the reference checkpoint's activations for a site (in memory, or on disk
+/// as `SweepReferenceCache` does) and, for each other checkpoint, feed both in the same token order:
 /// `add(x: referenceRows, y: checkpointRows, rows: r)` chunk by chunk, then `result()`.
 public struct CKAAccumulator: Sendable {
     public let dimX: Int

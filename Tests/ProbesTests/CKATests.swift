@@ -77,27 +77,3 @@ final class CKATests: XCTestCase {
         XCTAssertEqual(CKAAccumulator.unbiasedHSIC(k, k, n: n), direct, accuracy: 1e-12 * abs(direct))
     }
 }
-
-final class ActivationSpoolTests: XCTestCase {
-    /// Spooling the reference to disk and streaming it back gives the same CKA as feeding it directly.
-    func testSpooledReferenceGivesSameCKA() throws {
-        let fixture = try Fixtures.Synthetic()
-        let (x, xShape) = try fixture.array("x")
-        let (y, yShape) = try fixture.array("y")
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString).f32")
-        let spool = try ActivationSpool(url: url, dimension: xShape[1])
-        defer { try? spool.remove() }
-        try spool.append(rows: Array(x[0..<(100 * xShape[1])]), rowCount: 100)
-        try spool.append(rows: Array(x[(100 * xShape[1])...]), rowCount: xShape[0] - 100)
-        XCTAssertEqual(spool.rowCount, xShape[0])
-        XCTAssertEqual(try spool.read(rows: 0..<xShape[0]), x)
-        var cka = CKAAccumulator(dimX: xShape[1], dimY: yShape[1])
-        var start = 0
-        while start < xShape[0] {
-            let end = min(start + 64, xShape[0])
-            cka.add(x: try spool.read(rows: start..<end), y: Array(y[(start * yShape[1])..<(end * yShape[1])]), rows: end - start)
-            start = end
-        }
-        assertClose(cka.result().cka, try fixture.number("cka_xy"), "CKA through the spool")
-    }
-}
