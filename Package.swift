@@ -18,10 +18,15 @@ let package = Package(
     name: "NeoXProbe",
     products: [
         .executable(name: "neoxprobe", targets: ["neoxprobe"]),
+        .library(name: "Formats", targets: ["Formats"]),
         .library(name: "NeoX", targets: ["NeoX"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Corpus", targets: ["Corpus"]),
-        .library(name: "Probes", targets: ["Probes"]),
+        .library(name: "ProbeStats", targets: ["ProbeStats"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "Results", targets: ["Results"]),
+        .library(name: "Sweep", targets: ["Sweep"]),
+        .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,25 +41,42 @@ let package = Package(
         .target(name: "CSentencePiece",
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("stdc++")]),
 
-        // Engine: config, checkpoint formats, tensors, forward pass, hooks.
-        .target(name: "NeoX", dependencies: [
-            "CBLAS",
+        // Files on disk: memory maps, atomic writes, dtypes, safetensors, torch zip + pickle,
+        // config.json, the model locator. No compute.
+        .target(name: "Formats", dependencies: [
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
-        ], swiftSettings: engineSwiftSettings),
+        ]),
+        // Engine: weights, forward pass, kernels, rotary, hooks.
+        .target(name: "NeoX", dependencies: ["Formats", "CBLAS"], swiftSettings: engineSwiftSettings),
         .target(name: "Tokenizers", dependencies: ["CSentencePiece"]),
-        .target(name: "Corpus", dependencies: ["CZstd", "Tokenizers"]),
-        .target(name: "Probes", dependencies: ["NeoX", "Tokenizers", "Corpus", "CBLAS"]),
+        .target(name: "Corpus", dependencies: ["CZstd", "Formats"]),
+        // Pure statistics on buffers: moments, outliers, CKA, spectra, weight statistics.
+        .target(name: "ProbeStats", dependencies: ["CBLAS"]),
+        // Perplexity and LAMBADA scoring.
+        .target(name: "Evaluation", dependencies: ["NeoX", "Formats", "Tokenizers", "Corpus"]),
+        // The results schema: metric rows, metrics.csv, metric names.
+        .target(name: "Results", dependencies: ["Formats"]),
+        // Suite discovery, plan/load/measure/record, results files, reference cache.
+        .target(name: "Sweep", dependencies: ["NeoX", "Formats", "Tokenizers", "Corpus", "ProbeStats",
+                                              "Evaluation", "Results"]),
+        // HTML + SVG from the results schema alone (builds without BLAS).
+        .target(name: "Report", dependencies: ["Results"]),
         .executableTarget(name: "neoxprobe", dependencies: [
-            "NeoX", "Tokenizers", "Corpus", "Probes",
+            "Formats", "NeoX", "Tokenizers", "Corpus", "Evaluation", "Results", "Sweep", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Test-only helpers shared by the test targets (SHA-256, repository paths); no product.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "NeoXTests", dependencies: ["NeoX", "TestSupport"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "NeoXTests", dependencies: ["NeoX", "Formats", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Corpus", "TestSupport"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "TestSupport"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes", "TestSupport"]),
+        .testTarget(name: "ProbeStatsTests", dependencies: ["ProbeStats", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Results", "NeoX", "Formats", "ProbeStats", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Results", "Formats", "TestSupport"]),
+        .testTarget(name: "neoxprobeTests", dependencies: ["TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

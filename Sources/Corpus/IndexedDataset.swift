@@ -1,8 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
+import Formats
 
 /// Element types a Megatron `.idx` file can declare (the u8 "dtype code").
 public enum IndexedDType: UInt8, Sendable, CaseIterable {
@@ -16,48 +13,6 @@ public enum IndexedDType: UInt8, Sendable, CaseIterable {
         case .int32, .float32: return 4
         case .int64, .float64: return 8
         }
-    }
-}
-
-/// A read-only memory mapping of a whole file, unmapped when the last reference goes away.
-///
-/// Immutable after init, hence safe to share across threads.
-final class MappedFile: @unchecked Sendable {
-    let path: String
-    /// nil for an empty file (mmap rejects zero-length mappings).
-    let base: UnsafeRawPointer?
-    let size: Int
-
-    init(path: String) throws {
-        self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            throw CorpusError(.io, path: path, "cannot open file: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw CorpusError(.io, path: path, "cannot stat file: \(String(cString: strerror(errno)))")
-        }
-        size = Int(info.st_size)
-        if size == 0 {
-            base = nil
-            return
-        }
-        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let mapped, mapped != MAP_FAILED else {
-            throw CorpusError(.io, path: path, "cannot memory-map file: \(String(cString: strerror(errno)))")
-        }
-        base = UnsafeRawPointer(mapped)
-    }
-
-    deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-    }
-
-    @inline(__always)
-    func load<T>(at offset: Int, as type: T.Type) -> T {
-        base!.loadUnaligned(fromByteOffset: offset, as: T.self)
     }
 }
 
@@ -95,38 +50,38 @@ public struct IndexedDataset: Sendable {
         if stem.hasSuffix(".idx") || stem.hasSuffix(".bin") { stem.removeLast(4) }
         let indexPath = stem + ".idx"
         let dataPath = stem + ".bin"
-        let index = try MappedFile(path: indexPath)
-        let data = try MappedFile(path: dataPath)
+        let index = try Self.map(indexPath)
+        let data = try Self.map(dataPath)
 
-        guard index.size >= Self.headerSize else {
-            if index.size >= 9, !Self.hasMagic(index) {
+        guard index.count >= Self.headerSize else {
+            if index.count >= 9, !Self.hasMagic(index) {
                 throw CorpusError(.badMagic, path: indexPath, "not a Megatron index: bad magic (expected MMIDIDX\\0\\0)")
             }
             throw CorpusError(.sizeMismatch, path: indexPath,
-                              "index is truncated: \(index.size) bytes, shorter than the \(Self.headerSize)-byte header")
+                              "index is truncated: \(index.count) bytes, shorter than the \(Self.headerSize)-byte header")
         }
         guard Self.hasMagic(index) else {
             throw CorpusError(.badMagic, path: indexPath, "not a Megatron index: bad magic (expected MMIDIDX\\0\\0)")
         }
-        let version = UInt64(littleEndian: index.load(at: 9, as: UInt64.self))
+        let version = UInt64(littleEndian: index.load(fromByteOffset: 9, as: UInt64.self))
         guard version == 1 else {
             throw CorpusError(.unsupportedVersion, path: indexPath, "unsupported index version \(version) (only 1 is known)")
         }
-        let code = index.load(at: 17, as: UInt8.self)
+        let code = index.load(fromByteOffset: 17, as: UInt8.self)
         guard let dtype = IndexedDType(rawValue: code) else {
             throw CorpusError(.unknownDType, path: indexPath, "unknown dtype code \(code) (expected 1...8)")
         }
-        let rawCount = UInt64(littleEndian: index.load(at: 18, as: UInt64.self))
-        let rawDocCount = UInt64(littleEndian: index.load(at: 26, as: UInt64.self))
+        let rawCount = UInt64(littleEndian: index.load(fromByteOffset: 18, as: UInt64.self))
+        let rawDocCount = UInt64(littleEndian: index.load(fromByteOffset: 26, as: UInt64.self))
         // Compare in 128-bit-safe arithmetic so absurd header values can't overflow.
-        let bodySize = UInt64(index.size - Self.headerSize)
+        let bodySize = UInt64(index.count - Self.headerSize)
         let maxEntries = bodySize / 8 + 1
         let expected = (rawCount < maxEntries && rawDocCount < maxEntries)
             ? UInt64(Self.headerSize) + 12 * rawCount + 8 * rawDocCount : UInt64.max
-        guard expected == UInt64(index.size) else {
+        guard expected == UInt64(index.count) else {
             let need = expected == UInt64.max ? "far more" : "\(expected)"
             throw CorpusError(.sizeMismatch, path: indexPath,
-                              "index size \(index.size) bytes does not match its header (count \(rawCount), doc_count \(rawDocCount) need \(need) bytes)")
+                              "index size \(index.count) bytes does not match its header (count \(rawCount), doc_count \(rawDocCount) need \(need) bytes)")
         }
 
         self.indexPath = indexPath
@@ -140,17 +95,17 @@ public struct IndexedDataset: Sendable {
     }
 
     private static func hasMagic(_ file: MappedFile) -> Bool {
-        guard file.size >= 9 else { return false }
-        return (0..<9).allSatisfy { file.load(at: $0, as: UInt8.self) == magic[$0] }
+        guard file.count >= 9 else { return false }
+        return (0..<9).allSatisfy { file.load(fromByteOffset: $0, as: UInt8.self) == magic[$0] }
     }
 
     /// Checks every row lies inside `.bin` and `doc_idx` is a non-decreasing list of row boundaries.
     private func validate() throws {
         let width = dtype.byteWidth
-        let binSize = data.size
+        let binSize = data.count
         for i in 0..<count {
-            let size = Int(Int32(littleEndian: index.load(at: sizesOffset + 4 * i, as: Int32.self)))
-            let pointer = Int(Int64(littleEndian: index.load(at: pointersOffset + 8 * i, as: Int64.self)))
+            let size = Int(Int32(littleEndian: index.load(fromByteOffset: sizesOffset + 4 * i, as: Int32.self)))
+            let pointer = Int(Int64(littleEndian: index.load(fromByteOffset: pointersOffset + 8 * i, as: Int64.self)))
             guard size >= 0 else {
                 throw CorpusError(.inconsistentIndex, path: indexPath, "row \(i) has negative size \(size)")
             }
@@ -165,7 +120,7 @@ public struct IndexedDataset: Sendable {
         }
         var previous: Int64 = 0
         for d in 0..<documentIndexCount {
-            let boundary = Int64(littleEndian: index.load(at: documentIndexOffset + 8 * d, as: Int64.self))
+            let boundary = Int64(littleEndian: index.load(fromByteOffset: documentIndexOffset + 8 * d, as: Int64.self))
             guard boundary >= previous, boundary <= Int64(count) else {
                 throw CorpusError(.inconsistentIndex, path: indexPath,
                                   "doc_idx[\(d)] = \(boundary) is not a non-decreasing row boundary in 0...\(count)")
@@ -177,13 +132,13 @@ public struct IndexedDataset: Sendable {
     /// Number of tokens in row `i` (no bounds check beyond the precondition).
     public func rowLength(_ i: Int) throws -> Int {
         try checkRow(i)
-        return Int(Int32(littleEndian: index.load(at: sizesOffset + 4 * i, as: Int32.self)))
+        return Int(Int32(littleEndian: index.load(fromByteOffset: sizesOffset + 4 * i, as: Int32.self)))
     }
 
     /// Byte offset of row `i` in the `.bin` file.
     public func rowByteOffset(_ i: Int) throws -> Int {
         try checkRow(i)
-        return Int(Int64(littleEndian: index.load(at: pointersOffset + 8 * i, as: Int64.self)))
+        return Int(Int64(littleEndian: index.load(fromByteOffset: pointersOffset + 8 * i, as: Int64.self)))
     }
 
     /// `doc_idx[d]`: the first row of document `d` (Megatron's document boundaries).
@@ -191,7 +146,7 @@ public struct IndexedDataset: Sendable {
         guard d >= 0, d < documentIndexCount else {
             throw CorpusError(.outOfRange, path: indexPath, "doc_idx entry \(d) out of range 0..<\(documentIndexCount)")
         }
-        return Int(Int64(littleEndian: index.load(at: documentIndexOffset + 8 * d, as: Int64.self)))
+        return Int(Int64(littleEndian: index.load(fromByteOffset: documentIndexOffset + 8 * d, as: Int64.self)))
     }
 
     private func checkRow(_ i: Int) throws {
@@ -201,48 +156,44 @@ public struct IndexedDataset: Sendable {
     }
 
     /// A no-copy view of row `i`: tokens are read from the mapping on access.
+    ///
+    /// - Throws: `.outOfRange` for a bad row, `.invalidToken` if a stored value (possible only for
+    ///   the wide or floating-point dtypes, which are checked here in full) is not an integer in
+    ///   Int32 range, so the view never hands out a truncated or rounded id.
     public func tokens(_ i: Int) throws -> TokenRow {
         let length = try rowLength(i)
         let offset = try rowByteOffset(i)
-        return TokenRow(file: data, byteOffset: offset, count: length, dtype: dtype)
-    }
-
-    /// Row `i` as token ids.
-    ///
-    /// - Throws: `.outOfRange` for a bad row, `.invalidToken` if a stored value (possible only for
-    ///   the wide or floating-point dtypes) is not an integer in Int32 range.
-    public func row(_ i: Int) throws -> [Int32] {
-        let view = try tokens(i)
+        let view = TokenRow(file: data, byteOffset: offset, count: length, dtype: dtype)
         switch dtype {
         case .uint16, .uint8, .int8, .int16, .int32:
-            return Array(view)
+            break
         case .int64, .float32, .float64:
-            var result = [Int32]()
-            result.reserveCapacity(view.count)
-            for k in 0..<view.count {
-                guard let token = view.exactValue(at: k) else {
-                    throw CorpusError(.invalidToken, path: dataPath,
-                                      "row \(i) token \(k) (\(view.rawDescription(at: k))) is not an Int32 token id")
-                }
-                result.append(token)
+            for k in 0..<view.count where view.exactValue(at: k) == nil {
+                throw CorpusError(.invalidToken, path: dataPath,
+                                  "row \(i) token \(k) (\(view.rawDescription(at: k))) is not an Int32 token id")
             }
-            return result
         }
+        return view
+    }
+
+    /// Row `i` as token ids (see `tokens(_:)` for what it throws).
+    public func row(_ i: Int) throws -> [Int32] {
+        Array(try tokens(i))
     }
 
     /// Calls `body` with the raw little-endian bytes of row `i` inside the mapping (no copy).
     /// The pointer is valid only during the call.
     public func withRowBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let view = try tokens(i)
-        return try body(view.rawBytes)
+        return try view.withUnsafeBytes(body)
     }
 }
 
 /// A row of an `IndexedDataset` viewed in place: a random-access collection of token ids decoded on
 /// the fly from the mapped `.bin` file.
 ///
-/// Keeps the mapping alive, so it may outlive the `IndexedDataset` it came from. For 64-bit and
-/// floating-point dtypes the subscript truncates (use `IndexedDataset.row` for checked conversion).
+/// Keeps the mapping alive, so it may outlive the `IndexedDataset` it came from. Every value is an
+/// exact Int32 id: rows of the wide and floating-point dtypes are checked when the view is made.
 public struct TokenRow: RandomAccessCollection, Sendable {
     private let file: MappedFile
     private let byteOffset: Int
@@ -259,28 +210,23 @@ public struct TokenRow: RandomAccessCollection, Sendable {
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
 
-    /// The row's bytes inside the mapping (valid as long as this value is alive).
-    public var rawBytes: UnsafeRawBufferPointer {
-        guard let base = file.base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        return UnsafeRawBufferPointer(start: base + byteOffset, count: count * dtype.byteWidth)
+    /// Calls `body` with the row's little-endian bytes inside the mapping, valid only during the call.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try file.withUnsafeBytes(offset: byteOffset, length: count * dtype.byteWidth, body)
     }
 
     public subscript(position: Int) -> Int32 {
         precondition(position >= 0 && position < count, "token index \(position) out of range 0..<\(count)")
         let at = byteOffset + position * dtype.byteWidth
         switch dtype {
-        case .uint16: return Int32(UInt16(littleEndian: file.load(at: at, as: UInt16.self)))
-        case .uint8: return Int32(file.load(at: at, as: UInt8.self))
-        case .int8: return Int32(file.load(at: at, as: Int8.self))
-        case .int16: return Int32(Int16(littleEndian: file.load(at: at, as: Int16.self)))
-        case .int32: return Int32(littleEndian: file.load(at: at, as: Int32.self))
-        case .int64: return Int32(truncatingIfNeeded: Int64(littleEndian: file.load(at: at, as: Int64.self)))
-        case .float32:
-            let v = Float(bitPattern: UInt32(littleEndian: file.load(at: at, as: UInt32.self)))
-            return Int32(exactly: v) ?? 0
-        case .float64:
-            let v = Double(bitPattern: UInt64(littleEndian: file.load(at: at, as: UInt64.self)))
-            return Int32(exactly: v) ?? 0
+        case .uint16: return Int32(UInt16(littleEndian: file.load(fromByteOffset: at, as: UInt16.self)))
+        case .uint8: return Int32(file.load(fromByteOffset: at, as: UInt8.self))
+        case .int8: return Int32(file.load(fromByteOffset: at, as: Int8.self))
+        case .int16: return Int32(Int16(littleEndian: file.load(fromByteOffset: at, as: Int16.self)))
+        case .int32: return Int32(littleEndian: file.load(fromByteOffset: at, as: Int32.self))
+        case .int64, .float32, .float64:
+            // `IndexedDataset.tokens(_:)` checked every value of a wide row before handing it out.
+            return exactValue(at: position)!
         }
     }
 
@@ -288,19 +234,19 @@ public struct TokenRow: RandomAccessCollection, Sendable {
     func exactValue(at position: Int) -> Int32? {
         let at = byteOffset + position * dtype.byteWidth
         switch dtype {
-        case .int64: return Int32(exactly: Int64(littleEndian: file.load(at: at, as: Int64.self)))
-        case .float32: return Int32(exactly: Float(bitPattern: UInt32(littleEndian: file.load(at: at, as: UInt32.self))))
-        case .float64: return Int32(exactly: Double(bitPattern: UInt64(littleEndian: file.load(at: at, as: UInt64.self))))
-        default: return self[position]
+        case .int64: return Int32(exactly: Int64(littleEndian: file.load(fromByteOffset: at, as: Int64.self)))
+        case .float32: return Int32(exactly: Float(bitPattern: UInt32(littleEndian: file.load(fromByteOffset: at, as: UInt32.self))))
+        case .float64: return Int32(exactly: Double(bitPattern: UInt64(littleEndian: file.load(fromByteOffset: at, as: UInt64.self))))
+        case .uint16, .uint8, .int8, .int16, .int32: return self[position]
         }
     }
 
     func rawDescription(at position: Int) -> String {
         let at = byteOffset + position * dtype.byteWidth
         switch dtype {
-        case .int64: return "\(Int64(littleEndian: file.load(at: at, as: Int64.self)))"
-        case .float32: return "\(Float(bitPattern: UInt32(littleEndian: file.load(at: at, as: UInt32.self))))"
-        case .float64: return "\(Double(bitPattern: UInt64(littleEndian: file.load(at: at, as: UInt64.self))))"
+        case .int64: return "\(Int64(littleEndian: file.load(fromByteOffset: at, as: Int64.self)))"
+        case .float32: return "\(Float(bitPattern: UInt32(littleEndian: file.load(fromByteOffset: at, as: UInt32.self))))"
+        case .float64: return "\(Double(bitPattern: UInt64(littleEndian: file.load(fromByteOffset: at, as: UInt64.self))))"
         default: return "\(self[position])"
         }
     }
@@ -394,5 +340,14 @@ public enum RowSelection {
             return Array(batch[try parseRange(rows, upperLimit: batchSize)])
         }
         return Array(try parseRange(rows ?? ":", upperLimit: rowCount))
+    }
+}
+
+extension IndexedDataset {
+    /// Maps a dataset file, reporting failures as this module's error.
+    static func map(_ path: String) throws -> MappedFile {
+        do { return try MappedFile(URL(fileURLWithPath: path)) } catch let error as FormatError {
+            throw CorpusError(.io, path: path, error.message)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Formats
 /// Activation hook points, named and defined as TransformerLens names them:
 ///
 /// | name                          | value (shape `[B, T, d]` unless noted)                          |

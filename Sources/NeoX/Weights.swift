@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// The fp32 weights of one transformer block, in Hugging Face's layout (`nn.Linear` weights are
 /// `[out, in]`, row-major). Biases of the attention projections are nil when the config says
@@ -33,9 +34,10 @@ public struct NeoXEmbeddingTable: Sendable {
 
     /// Writes row `id` (already range-checked) as fp32 into `destination[0..<width]`.
     func copyRow(_ id: Int, into destination: UnsafeMutablePointer<Float>) {
-        let bytes = entry.rawBytes
         let stride = width * entry.dtype.byteSize
-        entry.dtype.widen(bytes.baseAddress! + id * stride, count: width, into: destination)
+        entry.withUnsafeBytes { bytes in
+            entry.dtype.widen(bytes.baseAddress! + id * stride, count: width, into: destination)
+        }
     }
 }
 

@@ -1,7 +1,12 @@
 import ArgumentParser
 import Foundation
 import NeoX
-import Probes
+import Formats
+import Evaluation
+import Formats
+import Results
+import Sweep
+import Report
 import Tokenizers
 
 /// The model options `lambada` and `perplexity` share, and how they become an `EvalSetup`.

@@ -2,7 +2,12 @@ import ArgumentParser
 import Corpus
 import Foundation
 import NeoX
-import Probes
+import Formats
+import Evaluation
+import Formats
+import Results
+import Sweep
+import Report
 
 /// `neoxprobe perplexity`: token-level mean NLL and perplexity of a model over a corpus.
 ///

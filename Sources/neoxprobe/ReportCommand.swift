@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
-import Probes
+import Evaluation
+import Formats
+import Results
+import Sweep
+import Report
 
 /// `neoxprobe report RESULTS`: turns a sweep's metrics.csv into a self-contained report.html.
 struct ReportCommand: ParsableCommand {

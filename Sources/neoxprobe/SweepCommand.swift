@@ -1,7 +1,12 @@
 import ArgumentParser
 import Foundation
 import NeoX
-import Probes
+import Formats
+import Evaluation
+import Formats
+import Results
+import Sweep
+import Report
 
 /// `neoxprobe sweep`: probes every checkpoint of a training suite on one fixed set of tokens and
 /// writes resumable long-form results (see `SweepRunner` for the layout).
@@ -111,7 +116,7 @@ struct SweepCommand: ParsableCommand {
             let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
             print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
                 + "\(summary.metricsRowCount) rows in \(metrics)")
-        } catch let error as ProbeError {
+        } catch let error as SweepError {
             throw SweepFailure(description: error.description)
         }
     }

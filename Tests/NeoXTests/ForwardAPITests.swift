@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import NeoX
+import Formats
 
 /// The engine's API around the math: hook filtering, streaming, partial work, errors, the writer.
 final class ForwardAPITests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TestSupport
 @testable import NeoX
+import Formats
 
 /// Where the committed engine fixtures live (written by Tests/Fixtures/generate_engine.py).
 enum ForwardFixtures {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import NeoX
+import Formats
 
 /// `LogSoftmax.summarize` against a direct fp64 computation on rows shaped like a vocabulary.
 final class LogSoftmaxTests: XCTestCase {

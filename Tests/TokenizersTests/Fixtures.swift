@@ -1,3 +1,4 @@
+import Corpus
 import Foundation
 import XCTest
 import TestSupport
@@ -36,28 +37,10 @@ enum Fixtures {
         try XCTUnwrap(value as? [Int]).map { Int32($0) }
     }
 
-    /// The `text` field of every line of a JSONL file (optionally zstd-compressed).
+    /// The `text` field of every line of a JSONL file (optionally zstd-compressed), read by the
+    /// project's own Pile reader (libzstd in-process: no `zstd` program needed).
     static func jsonlTexts(_ url: URL) throws -> [String] {
-        let data: Data
-        if url.pathExtension == "zst" {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/zstd")
-            process.arguments = ["-dc", url.path]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, "zstd -dc \(url.path) failed")
-        } else {
-            data = try Data(contentsOf: url)
-        }
-        var texts: [String] = []
-        for line in data.split(separator: UInt8(ascii: "\n")) where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
-            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
-            texts.append(try XCTUnwrap(object["text"] as? String))
-        }
-        return texts
+        try PileReader(path: url.path).documents().map(\.text)
     }
 
     /// Writes `contents` to a fresh temporary file and returns its URL.

@@ -1,0 +1,195 @@
+import Foundation
+import XCTest
+@testable import Formats
+import TestSupport
+
+/// Broken model directories, derived in a scratch folder from the tiny transformers-written
+/// safetensors fixture: each must fail with a message naming the file and the problem.
+final class CheckpointMalformedTests: XCTestCase {
+    private var scratch: URL!
+    private var model: URL!
+
+    override func setUpWithError() throws {
+        scratch = try makeScratchDirectory()
+        model = scratch.appendingPathComponent("model")
+        try FileManager.default.copyItem(at: CheckpointFixtures.url("tiny-safetensors"), to: model)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
+
+    private var weights: URL { model.appendingPathComponent("model.safetensors") }
+    private var configURL: URL { model.appendingPathComponent("config.json") }
+
+    /// The fixture's safetensors split into its JSON header and data section.
+    private func parts() throws -> (header: [String: Any], data: Data) {
+        let bytes = try Data(contentsOf: weights)
+        let length = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes[8..<(8 + length)]) as? [String: Any])
+        return (header, bytes.subdata(in: (8 + length)..<bytes.count))
+    }
+
+    private func write(headerBytes: Data, data: Data, declaredLength: UInt64? = nil) throws {
+        var out = Data()
+        var length = (declaredLength ?? UInt64(headerBytes.count)).littleEndian
+        withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+        out.append(headerBytes)
+        out.append(data)
+        try out.write(to: weights)
+    }
+
+    /// Rewrites the header after `edit` changes the entry of the first (sorted) tensor.
+    private func editFirstTensor(_ edit: (inout [String: Any], Int) -> Void) throws -> String {
+        var (header, data) = try parts()
+        let name = try XCTUnwrap(header.keys.filter { $0 != "__metadata__" }.sorted().first)
+        var entry = try XCTUnwrap(header[name] as? [String: Any])
+        edit(&entry, data.count)
+        header[name] = entry
+        try write(headerBytes: JSONSerialization.data(withJSONObject: header), data: data)
+        return name
+    }
+
+    private func editConfig(_ edit: (inout [String: Any]) -> Void) throws {
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        edit(&json)
+        try JSONSerialization.data(withJSONObject: json).write(to: configURL)
+    }
+
+    func testPristineCopyLoads() throws {
+        let record = try CheckpointFixtures.json("tiny-safetensors.json")
+        let checkpoint = try Checkpoint(directory: model)
+        XCTAssertEqual(checkpoint.layout, .safetensors)
+        try assertEntries(checkpoint.entries, match: try CheckpointFixtures.tensors(record["tensors"]), "tiny-safetensors")
+    }
+
+    // MARK: - safetensors
+
+    func testTruncatedSafetensors() throws {
+        let (_, data) = try parts()
+        let full = try Data(contentsOf: weights)
+        try full.prefix(full.count - data.count / 2).write(to: weights)
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["past the end", "truncated"])
+    }
+
+    func testHeaderLengthLargerThanFile() throws {
+        let (header, data) = try parts()
+        let headerBytes = try JSONSerialization.data(withJSONObject: header)
+        let size = UInt64(try Data(contentsOf: weights).count)
+        try write(headerBytes: headerBytes, data: data, declaredLength: size * 2)
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["header length", "exceeds the file"])
+    }
+
+    func testFileTooShortForHeaderLength() throws {
+        try Data([1, 2, 3]).write(to: weights)
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["truncated", "too short"])
+    }
+
+    func testOffsetsPastEnd() throws {
+        let name = try editFirstTensor { entry, dataLength in
+            let offsets = (entry["data_offsets"] as! [Int])
+            entry["data_offsets"] = [dataLength, dataLength + offsets[1] - offsets[0]]
+        }
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["'\(name)'", "past the end"])
+    }
+
+    func testSpanDisagreesWithShape() throws {
+        let name = try editFirstTensor { entry, _ in
+            entry["shape"] = (entry["shape"] as! [Int]).map { $0 * 2 }
+        }
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["'\(name)'", "span", "needs"])
+    }
+
+    func testMalformedHeaderJSON() throws {
+        let (_, data) = try parts()
+        try write(headerBytes: Data("{\"gpt_neox.embed_in.weight\": {\"dtype\": ".utf8), data: data)
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["malformed", "JSON header"])
+    }
+
+    func testUnknownDType() throws {
+        let name = try editFirstTensor { entry, _ in entry["dtype"] = "Q4_K" }
+        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["'\(name)'", "unknown dtype", "Q4_K"])
+    }
+
+    func testMissingTensor() throws {
+        let checkpoint = try Checkpoint(directory: model)
+        let config = checkpoint.config
+        assertFormatError(try checkpoint.tensor("gpt_neox.layers.\(config.numLayers).attention.dense.weight",
+                                              shape: [config.hiddenSize, config.hiddenSize]),
+                        path: "model", ["missing tensor", "layers.\(config.numLayers).attention.dense.weight"])
+    }
+
+    func testShapeMismatchAgainstConfig() throws {
+        let original = try Checkpoint(directory: model).config
+        try editConfig { $0["intermediate_size"] = original.intermediateSize * 2 }
+        let checkpoint = try Checkpoint(directory: model)
+        let name = "gpt_neox.layers.0.mlp.dense_h_to_4h.weight"
+        let expected = [checkpoint.config.intermediateSize, checkpoint.config.hiddenSize]
+        assertFormatError(try checkpoint.tensor(name, shape: expected), path: "model.safetensors",
+                        ["'\(name)'", "shape", "expected \(expected)", "config.json"])
+    }
+
+    // MARK: - config.json
+
+    func testMalformedConfig() throws {
+        try Data("{\"hidden_size\": 8,".utf8).write(to: configURL)
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["malformed JSON"])
+    }
+
+    func testConfigNotAnObject() throws {
+        try Data("[1, 2]".utf8).write(to: configURL)
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["not a JSON object"])
+    }
+
+    func testConfigMissingRequiredField() throws {
+        try editConfig { $0.removeValue(forKey: "num_attention_heads") }
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["missing", "num_attention_heads"])
+    }
+
+    func testMissingConfig() throws {
+        try FileManager.default.removeItem(at: configURL)
+        assertFormatError(try Checkpoint(directory: model), path: "model", ["no config.json"])
+    }
+
+    func testUnsupportedModelType() throws {
+        try editConfig { $0["model_type"] = "llama" }
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["model_type", "llama", "not supported"])
+    }
+
+    func testUnsupportedActivation() throws {
+        try editConfig { $0["hidden_act"] = "swiglu" }
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["hidden_act", "swiglu", "not supported"])
+    }
+
+    func testHiddenSizeNotDivisibleByHeads() throws {
+        let original = try Checkpoint(directory: model).config
+        try editConfig { $0["num_attention_heads"] = original.hiddenSize + 1 }
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["not divisible", "num_attention_heads"])
+    }
+
+    func testRopeScalingRefused() throws {
+        try editConfig { $0["rope_scaling"] = ["type": "linear", "factor": 2] }
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["rope_scaling", "not supported"])
+    }
+
+    func testRopeTypeRefused() throws {
+        try editConfig { $0["rope_parameters"] = ["rope_type": "yarn", "rope_theta": 10000] }
+        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["rope_type", "yarn", "not supported"])
+    }
+
+    // MARK: - Directories
+
+    func testEmptyDirectory() throws {
+        let empty = scratch.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        assertFormatError(try Checkpoint(directory: empty), path: "empty", ["no config.json"])
+    }
+
+    func testConfigButNoWeights() throws {
+        try FileManager.default.removeItem(at: weights)
+        assertFormatError(try Checkpoint(directory: model), path: "model", ["no weights found", "config.json"])
+    }
+
+    func testNonexistentPath() {
+        let missing = scratch.appendingPathComponent("no-such-model")
+        assertFormatError(try Checkpoint(directory: missing), path: "no-such-model", ["does not exist"])
+    }
+}

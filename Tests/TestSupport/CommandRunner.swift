@@ -1,0 +1,81 @@
+import Foundation
+
+/// Runs the built `neoxprobe` executable the way a person would, for the end-to-end tests.
+///
+/// The executable is looked up next to the test bundle (SwiftPM puts both in the same build
+/// directory). A missing binary is an error, not a skip: an end-to-end suite that silently runs
+/// nothing would pass while testing nothing.
+public enum CommandRunner {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// What one run printed and how it ended.
+    public struct Outcome {
+        public var status: Int32
+        public var standardOutput: Data
+        public var standardError: String
+        public var output: String { String(decoding: standardOutput, as: UTF8.self) }
+    }
+
+    /// The `neoxprobe` executable of this build.
+    public static func executable() throws -> URL {
+        var candidates: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        for directory in candidates {
+            let url = directory.appendingPathComponent("neoxprobe")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw Failure(description: "no neoxprobe executable next to the tests (looked in \(candidates.map(\.path))): build it with `swift build --product neoxprobe` (make test does)")
+    }
+
+    /// Starts `neoxprobe arguments…` in the repository root, output discarded; the caller waits or kills.
+    public static func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = arguments
+        process.currentDirectoryURL = RepositoryPaths.root
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Runs `neoxprobe arguments…` to completion in the repository root (or `directory`).
+    public static func run(_ arguments: [String], in directory: URL = RepositoryPaths.root) throws -> Outcome {
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.standardInput = FileHandle.nullDevice
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Drain stderr on another thread so neither pipe can fill up and block the child.
+        let errorText = Drained(errors.fileHandleForReading)
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, standardOutput: outputData, standardError: errorText.wait())
+    }
+}
+
+/// A pipe read to its end on a background thread.
+private final class Drained: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            data = handle.readDataToEndOfFile()   // written once, read after `done` is signalled
+            done.signal()
+        }
+    }
+
+    func wait() -> String {
+        done.wait()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
