@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 
 /// Element types a Megatron `.idx` file can declare (the u8 "dtype code").
 public enum IndexedDType: UInt8, Sendable, CaseIterable {

@@ -1,7 +1,7 @@
 import Corpus
+import Formats
 import Foundation
 import NeoX
-import Formats
 import Tokenizers
 
 /// A LAMBADA example as token ids, encoded exactly as lm-evaluation-harness 0.4.5 encodes a

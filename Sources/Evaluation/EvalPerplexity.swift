@@ -1,6 +1,6 @@
+import Formats
 import Foundation
 import NeoX
-import Formats
 
 /// Hugging Face's strided ("sliding window") perplexity convention for one token stream.
 ///

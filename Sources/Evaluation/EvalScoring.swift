@@ -1,6 +1,6 @@
+import Formats
 import Foundation
 import NeoX
-import Formats
 
 /// One forward input and the tokens it must score: `targets[i]` is predicted by the logits at
 /// input `position` (so it is the token that follows `tokens[position]`).

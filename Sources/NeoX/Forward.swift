@@ -1,6 +1,6 @@
 import CBLAS
-import Foundation
 import Formats
+import Foundation
 
 /// Which logits a forward pass should compute. Unembedding costs 2·V·d FLOPs per row
 /// (V ≈ 50k), so ask only for what you need.

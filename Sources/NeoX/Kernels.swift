@@ -1,5 +1,5 @@
-import Formats
 import CBLAS
+import Formats
 import Foundation
 
 /// The numeric building blocks of the forward pass. Each works on raw row-major fp32 buffers

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 
 /// The fp32 weights of one transformer block, in Hugging Face's layout (`nn.Linear` weights are
 /// `[out, in]`, row-major). Biases of the attention projections are nil when the config says

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import Results
 
 /// `report.html`: a single self-contained page (inline CSS and SVG, no scripts, no network) that

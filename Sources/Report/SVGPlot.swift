@@ -1,5 +1,5 @@
-import Results
 import Foundation
+import Results
 
 /// Small, dependency-free SVG chart primitives for the self-contained HTML report.
 ///

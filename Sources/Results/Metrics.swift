@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 
 /// One measured number in long form: the unit every probe emits and `metrics.csv` stores.
 ///

@@ -1,12 +1,11 @@
 import ArgumentParser
-import Foundation
-import NeoX
-import Formats
 import Evaluation
 import Formats
+import Foundation
+import NeoX
+import Report
 import Results
 import Sweep
-import Report
 import Tokenizers
 
 /// The model options `lambada` and `perplexity` share, and how they become an `EvalSetup`.

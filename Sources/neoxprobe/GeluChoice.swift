@@ -1,6 +1,6 @@
 import ArgumentParser
-import NeoX
 import Formats
+import NeoX
 
 /// `--gelu erf|tanh`, shared by every command that runs a model: HF evaluates Pythia with exact
 /// erf-GELU, GPT-NeoX trained it with the tanh approximation, and researchers may want either.

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Corpus
-import Foundation
 import Evaluation
 import Formats
+import Foundation
+import Report
 import Results
 import Sweep
-import Report
 
 /// `neoxprobe lambada`: LAMBADA accuracy and perplexity, computed as lm-evaluation-harness 0.4.5's
 /// `lambada_openai` task computes them with its `hf` model, but with logits only at the targets.

@@ -1,13 +1,12 @@
 import ArgumentParser
 import Corpus
-import Foundation
-import NeoX
-import Formats
 import Evaluation
 import Formats
+import Foundation
+import NeoX
+import Report
 import Results
 import Sweep
-import Report
 
 /// `neoxprobe perplexity`: token-level mean NLL and perplexity of a model over a corpus.
 ///

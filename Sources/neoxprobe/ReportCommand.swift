@@ -1,10 +1,10 @@
 import ArgumentParser
-import Foundation
 import Evaluation
 import Formats
+import Foundation
+import Report
 import Results
 import Sweep
-import Report
 
 /// `neoxprobe report RESULTS`: turns a sweep's metrics.csv into a self-contained report.html.
 struct ReportCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Formats
 import Foundation
 import NeoX
-import Formats
 import Tokenizers
 
 /// `neoxprobe run`: one forward pass over a batch, capturing the requested hooks to a safetensors file.

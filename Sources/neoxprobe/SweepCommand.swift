@@ -1,12 +1,11 @@
 import ArgumentParser
-import Foundation
-import NeoX
-import Formats
 import Evaluation
 import Formats
+import Foundation
+import NeoX
+import Report
 import Results
 import Sweep
-import Report
 
 /// `neoxprobe sweep`: probes every checkpoint of a training suite on one fixed set of tokens and
 /// writes resumable long-form results (see `SweepRunner` for the layout).

@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
-import TestSupport
 @testable import Corpus
+import Foundation
+import TestSupport
+import XCTest
 
 /// Locations and helpers shared by the Corpus tests.
 enum TestPaths {

@@ -1,8 +1,8 @@
 import Corpus
-import Foundation
-import NeoX
 import Evaluation
 import Formats
+import Foundation
+import NeoX
 import TestSupport
 import Tokenizers
 import XCTest

@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 @testable import Formats
+import Foundation
 import TestSupport
+import XCTest
 
 /// Every pythia-mini step, in all three layouts real Pythia revisions use, loads to exactly the tensors
 /// torch / safetensors read (expectations from Tests/Fixtures/generate_checkpoints.py).

@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
-import TestSupport
 @testable import Formats
+import Foundation
+import TestSupport
+import XCTest
 
 /// Shared helpers for the Checkpoint* and ModelLocator tests: fixture locations, the expectations
 /// `Tests/Fixtures/generate_checkpoints.py` wrote, scratch directories and error assertions.

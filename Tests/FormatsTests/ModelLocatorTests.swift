@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 @testable import Formats
+import Foundation
 import TestSupport
+import XCTest
 
 /// `--model` resolution against a fake Hugging Face cache built in a scratch folder, with snapshots
 /// symlinked to the tiny fixture and (when present) a real pythia-mini step.

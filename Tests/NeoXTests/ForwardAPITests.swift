@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
-@testable import NeoX
 import Formats
+import Foundation
+@testable import NeoX
+import XCTest
 
 /// The engine's API around the math: hook filtering, streaming, partial work, errors, the writer.
 final class ForwardAPITests: XCTestCase {

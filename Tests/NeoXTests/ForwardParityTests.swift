@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
-import TestSupport
-@testable import NeoX
 import Formats
+import Foundation
+@testable import NeoX
+import TestSupport
+import XCTest
 
 /// Where the committed engine fixtures live (written by Tests/Fixtures/generate_engine.py).
 enum ForwardFixtures {

@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
-@testable import NeoX
 import Formats
+import Foundation
+@testable import NeoX
+import XCTest
 
 /// `LogSoftmax.summarize` against a direct fp64 computation on rows shaped like a vocabulary.
 final class LogSoftmaxTests: XCTestCase {

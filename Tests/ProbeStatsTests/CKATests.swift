@@ -1,6 +1,6 @@
-import XCTest
 @testable import ProbeStats
 import TestSupport
+import XCTest
 
 final class CKATests: XCTestCase {
     private func feed(_ accumulator: inout CKAAccumulator, x: [Float], y: [Float], rows: Int, chunks: [Int]) {

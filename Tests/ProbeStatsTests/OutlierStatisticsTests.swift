@@ -1,6 +1,6 @@
-import XCTest
 @testable import ProbeStats
 import TestSupport
+import XCTest
 
 final class OutlierStatisticsTests: XCTestCase {
     /// Feeds `values` in uneven chunks so chunk merging is exercised.

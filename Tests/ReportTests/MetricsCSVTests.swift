@@ -1,8 +1,8 @@
 import Foundation
-import XCTest
 @testable import Report
 @testable import Results
 import TestSupport
+import XCTest
 
 final class MetricsCSVTests: XCTestCase {
     private func temporaryDirectory() throws -> URL {

@@ -1,7 +1,7 @@
-import XCTest
 import ProbeStats
 import Results
 @testable import Sweep
+import XCTest
 
 /// The adapters from statistics to `step,layer,site,metric,value` rows (Sweep/MetricAdapters.swift).
 final class MetricAdapterTests: XCTestCase {

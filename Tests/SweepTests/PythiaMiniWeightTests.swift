@@ -1,11 +1,11 @@
+import Formats
 import Foundation
 import NeoX
-import XCTest
-@testable import Sweep
-import Formats
 import ProbeStats
 import Results
+@testable import Sweep
 import TestSupport
+import XCTest
 
 /// WeightProbe on the real pythia-mini checkpoints against generate_probes.py (numpy/torch).
 final class PythiaMiniWeightTests: XCTestCase {

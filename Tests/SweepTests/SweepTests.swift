@@ -1,13 +1,13 @@
-import Foundation
 import Corpus
+import Formats
+import Foundation
 import NeoX
+import ProbeStats
+import Results
+@testable import Sweep
 import TestSupport
 import Tokenizers
 import XCTest
-@testable import Sweep
-import Formats
-import ProbeStats
-import Results
 
 /// Shared setup for the sweep tests: the real pythia-mini suite and data in ../shared.
 enum SweepFixture {

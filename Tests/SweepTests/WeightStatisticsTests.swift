@@ -1,8 +1,8 @@
-import XCTest
 import ProbeStats
 import Results
 @testable import Sweep
 import TestSupport
+import XCTest
 
 final class WeightStatisticsTests: XCTestCase {
     func testStatisticsAndHistogramMatchNumpy() throws {

@@ -1,7 +1,7 @@
 import Foundation
-import XCTest
 import Synchronization
 @testable import Tokenizers
+import XCTest
 
 /// Round trips, error reporting and configuration handling of ``BPETokenizer``.
 final class BPEBehaviourTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Corpus
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 /// Paths and readers shared by the tokenizer tests. Expected values always come from the files
 /// written by Tests/Fixtures/generate_tokenizer.py (HF `tokenizers` / `sentencepiece`).
