@@ -109,8 +109,9 @@ public struct BatchScorer: Sendable {
         let rows = jobs.enumerated().flatMap { b, job in job.targets.map { b * T + $0.position } }
         let targets = jobs.flatMap { $0.targets.map(\.token) }
         var flat: [TokenScore] = []
-        _ = try model.forward(tokens: inputs, capture: HookFilter(patterns: [HookName.lnFinal])) { name, _, values in
-            guard name == HookName.lnFinal else { return }
+        let plan = try ForwardPlan(config: model.config, hooks: [.lnFinalNormalized])
+        _ = try model.forward(tokens: inputs, plan: plan) { hook, _, values in
+            guard hook == .lnFinalNormalized else { return }
             flat = try VocabularyScorer.score(model: model, normalized: values, rows: rows, targets: targets,
                                               rowsPerChunk: rowsPerChunk)
         }

@@ -2,27 +2,14 @@ import CBLAS
 import Formats
 import Foundation
 
-/// Which logits a forward pass should compute. Unembedding costs 2·V·d FLOPs per row
-/// (V ≈ 50k), so ask only for what you need.
-public enum LogitsRequest: Sendable, Equatable {
-    /// No logits (the default): the pass stops after the last layer a requested hook needs.
-    case none
-    /// Every position: `ForwardResult.logits` has shape `[B, T, V]`.
-    case all
-    /// Only the listed positions of each sequence (`positions[b]` for sequence b, any order,
-    /// repeats allowed; `positions.count` must equal B). `ForwardResult.logits` has shape `[N, V]`,
-    /// N = total count, rows in order: sequence 0's positions as listed, then sequence 1's, …
-    case positions([[Int]])
-}
-
-/// Receives one activation while the forward pass is running: its hook name, its shape
+/// Receives one activation while the forward pass is running: its hook, its shape
 /// (`[B, T, d]`, or `[B, T, V]` for `logits`) and a view of its values, valid only during the call.
-public typealias ActivationObserver = (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void
+public typealias ActivationObserver = (_ hook: HookPoint, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void
 
 /// What `NeoXModel.forward` returns.
 public struct ForwardResult: Sendable {
-    /// Captured activations by hook name (empty when an observer consumed them instead).
-    public var activations: [String: Tensor]
+    /// Captured activations (empty when an observer consumed them instead).
+    public var activations: ActivationCache
     /// Logits as asked for by the `LogitsRequest` (nil for `.none`).
     public var logits: Tensor?
     /// How many blocks actually ran (the pass stops after the last block anything needs).
@@ -58,6 +45,12 @@ public final class NeoXModel: Sendable {
         layout = checkpoint.layout
     }
 
+    /// Loads only what `plan` needs: its blocks, and the unembedding if it computes logits.
+    public convenience init(checkpoint: Checkpoint, plan: ForwardPlan, activation: MLPActivation? = nil) throws {
+        try self.init(checkpoint: checkpoint, activation: activation, layers: plan.layers,
+                      loadUnembedding: plan.needsUnembedding)
+    }
+
     /// Opens the checkpoint in `directory` (any layout `Checkpoint` reads) and loads it.
     public convenience init(directory: URL, activation: MLPActivation? = nil, layers: Int? = nil,
                             loadUnembedding: Bool = true) throws {
@@ -69,12 +62,12 @@ public final class NeoXModel: Sendable {
     public var loadedLayers: Int { weights.layers.count }
     public var hasUnembedding: Bool { weights.unembedding != nil }
 
-    /// Every hook name this model can emit given what was loaded, in production order.
-    public var hookNames: [String] {
-        var names = HookName.all(for: config, layers: loadedLayers)
-        if loadedLayers < config.numLayers { names.removeAll { $0 == HookName.lnFinal || $0 == HookName.logits } }
-        if !hasUnembedding { names.removeAll { $0 == HookName.logits } }
-        return names
+    /// Every hook this model can emit given what was loaded, in production order.
+    public var hookPoints: [HookPoint] {
+        var points = HookPoint.all(for: config, layers: loadedLayers)
+        if loadedLayers < config.numLayers { points.removeAll { $0 == .lnFinalNormalized || $0 == .logits } }
+        if !hasUnembedding { points.removeAll { $0 == .logits } }
+        return points
     }
 
     // MARK: Input validation
@@ -82,19 +75,19 @@ public final class NeoXModel: Sendable {
     /// Checks a batch and returns (B, T): non-empty, equal lengths, T ≤ max_position_embeddings,
     /// every id in [0, vocab_size).
     public func validate(tokens: [[Int32]]) throws -> (batch: Int, length: Int) {
-        guard let first = tokens.first else { throw NeoXError("empty input: the batch has no sequences") }
+        guard let first = tokens.first else { throw NeoXError(.invalidInput, "empty input: the batch has no sequences") }
         let T = first.count
-        guard T > 0 else { throw NeoXError("empty input: sequence 0 has no tokens") }
+        guard T > 0 else { throw NeoXError(.invalidInput, "empty input: sequence 0 has no tokens") }
         for (b, row) in tokens.enumerated() where row.count != T {
-            throw NeoXError("sequences in a batch must have equal length: sequence 0 has \(T) tokens, sequence \(b) has \(row.count)")
+            throw NeoXError(.invalidInput, "sequences in a batch must have equal length: sequence 0 has \(T) tokens, sequence \(b) has \(row.count)")
         }
         guard T <= config.maxPositionEmbeddings else {
-            throw NeoXError("sequence length \(T) exceeds the model's context limit max_position_embeddings = \(config.maxPositionEmbeddings)")
+            throw NeoXError(.invalidInput, "sequence length \(T) exceeds the model's context limit max_position_embeddings = \(config.maxPositionEmbeddings)")
         }
         let V = config.vocabSize
         for (b, row) in tokens.enumerated() {
             for (t, id) in row.enumerated() where id < 0 || Int(id) >= V {
-                throw NeoXError("token id \(id) at sequence \(b), position \(t) is out of range: vocab_size is \(V) (valid ids 0..<\(V))")
+                throw NeoXError(.invalidInput, "token id \(id) at sequence \(b), position \(t) is out of range: vocab_size is \(V) (valid ids 0..<\(V))")
             }
         }
         return (tokens.count, T)
@@ -106,7 +99,8 @@ public final class NeoXModel: Sendable {
     ///
     /// - Parameters:
     ///   - tokens: B sequences of T token ids (1 ≤ T ≤ max_position_embeddings).
-    ///   - capture: hooks to produce (see `HookName`); each is `[B, T, d]` (`logits`: `[B, T, V]`).
+    ///   - capture: hooks to produce (see `HookPoint`); each is `[B, T, d]` (`logits`: `[B, T, V]`).
+    ///     Every pattern must match a hook of this model.
     ///   - logits: which logits to return in `ForwardResult.logits`.
     ///   - observer: if given, each captured activation is handed to it as soon as it exists and is
     ///     NOT stored in the result (stream layer by layer with O(B·T·d) memory). Errors it throws
@@ -117,58 +111,54 @@ public final class NeoXModel: Sendable {
     /// `ln_final.hook_normalized` or logits.
     public func forward(tokens: [[Int32]], capture: HookFilter = .none, logits request: LogitsRequest = .none,
                         observer: ActivationObserver? = nil) throws -> ForwardResult {
+        try forward(tokens: tokens, plan: ForwardPlan(config: config, capture: capture, logits: request), observer: observer)
+    }
+
+    /// Runs the model as `plan` says (see `forward(tokens:capture:logits:observer:)`).
+    public func forward(tokens: [[Int32]], plan: ForwardPlan, observer: ActivationObserver? = nil) throws -> ForwardResult {
         try Kernels.withEngineThreads {
-            try run(tokens: tokens, capture: capture, logits: request, observer: observer)
+            try run(tokens: tokens, plan: plan, observer: observer)
         }
     }
 
-    private func run(tokens: [[Int32]], capture: HookFilter, logits request: LogitsRequest,
-                     observer: ActivationObserver?) throws -> ForwardResult {
-        let (B, T) = try validate(tokens: tokens)
-        let cfg = config
-        let N = B * T, d = cfg.hiddenSize, ff = cfg.intermediateSize, V = cfg.vocabSize
-        let H = cfg.numHeads
-
-        // Which hooks, and how far the pass must go.
-        let wanted = Set(capture.select(HookName.all(for: cfg)))
-        let available = Set(hookNames)
-        if let missing = wanted.subtracting(available).sorted().first {
-            if missing == HookName.logits && loadedLayers == cfg.numLayers {
-                throw NeoXError("hook 'logits' needs the unembedding, but the model was loaded without it")
-            }
-            throw NeoXError("hook '\(missing)' needs blocks beyond the \(loadedLayers) loaded (model has \(cfg.numLayers))")
+    /// Checks that the loaded weights can carry out `plan` on a batch of B sequences of T tokens.
+    func check(_ plan: ForwardPlan, batch B: Int, length T: Int) throws {
+        if plan.layers > loadedLayers {
+            let first = plan.hooks.first { ($0.layer ?? Int.max) >= loadedLayers } ?? .logits
+            throw NeoXError(.notLoaded, "hook '\(first.name)' needs blocks beyond the \(loadedLayers) loaded (model has \(config.numLayers))")
         }
-        if case .positions(let lists) = request {
+        if plan.needsUnembedding && !hasUnembedding {
+            throw NeoXError(.notLoaded, "logits requested (hook 'logits' or a logits request), but the model was loaded without the unembedding")
+        }
+        if case .positions(let lists) = plan.logits {
             guard lists.count == B else {
-                throw NeoXError("logit positions name \(lists.count) sequences but the batch has \(B)")
+                throw NeoXError(.invalidRequest, "logit positions name \(lists.count) sequences but the batch has \(B)")
             }
             for (b, list) in lists.enumerated() {
                 for p in list where p < 0 || p >= T {
-                    throw NeoXError("logit position \(p) for sequence \(b) is outside 0..<\(T)")
+                    throw NeoXError(.invalidRequest, "logit position \(p) for sequence \(b) is outside 0..<\(T)")
                 }
             }
         }
-        let needLogitsHook = wanted.contains(HookName.logits)
-        let needLogits = needLogitsHook || request != .none
-        if needLogits && !hasUnembedding {
-            throw NeoXError("logits requested, but the model was loaded without the unembedding (loadUnembedding: false)")
-        }
-        if needLogits && loadedLayers < cfg.numLayers {
-            throw NeoXError("logits need all \(cfg.numLayers) blocks, but only \(loadedLayers) are loaded")
-        }
-        let needFinal = needLogits || wanted.contains(HookName.lnFinal)
-        let layersToRun = needFinal ? cfg.numLayers : (wanted.compactMap(HookName.layer(of:)).max().map { $0 + 1 } ?? 0)
+    }
 
-        var result = ForwardResult(activations: [:], logits: nil, layersRun: layersToRun)
+    private func run(tokens: [[Int32]], plan: ForwardPlan, observer: ActivationObserver?) throws -> ForwardResult {
+        let (B, T) = try validate(tokens: tokens)
+        try check(plan, batch: B, length: T)
+        let cfg = config
+        let N = B * T, d = cfg.hiddenSize, ff = cfg.intermediateSize, V = cfg.vocabSize
+        let wanted = Set(plan.hooks)
+
+        var result = ForwardResult(activations: ActivationCache(), logits: nil, layersRun: plan.layers)
         let shapeBTd = [B, T, d]
-        func emit(_ name: String, _ buffer: UnsafeMutablePointer<Float>, count: Int, shape: [Int]) throws {
-            guard wanted.contains(name) else { return }
+        func emit(_ point: HookPoint, _ buffer: UnsafeMutablePointer<Float>, count: Int, shape: [Int]) throws {
+            guard wanted.contains(point) else { return }
             let view = UnsafeBufferPointer(start: buffer, count: count)
-            if let observer { try observer(name, shape, view) } else {
-                result.activations[name] = Tensor(shape: shape, data: Array(view))
+            if let observer { try observer(point, shape, view) } else {
+                result.activations[point] = Tensor(shape: shape, data: Array(view))
             }
         }
-        if layersToRun == 0 && !needFinal { return result }
+        if plan.layers == 0 && !plan.runsFinalNorm { return result }
 
         // Working buffers, allocated once for the whole pass.
         let queryBlock = min(T, Self.attentionQueryBlock)
@@ -185,54 +175,64 @@ public final class NeoXModel: Sendable {
         for b in 0..<B { for t in 0..<T { weights.embedding.copyRow(Int(tokens[b][t]), into: x + (b * T + t) * d) } }
 
         let eps = Float(cfg.layerNormEps)
-        for L in 0..<layersToRun {
+        for L in 0..<plan.layers {
             let w = weights.layers[L]
-            try emit(HookName.residPre(L), x, count: N * d, shape: shapeBTd)
+            try emit(.residPre(L), x, count: N * d, shape: shapeBTd)
 
             // Attention: ln1 → fused QKV → rotary → causal softmax(q·kᵀ/√dh)·v → dense.
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln1Weight, bias: w.ln1Bias, eps: eps, into: ln)
             Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv)
             causalSelfAttention(qkv: qkv, batch: B, length: T, into: heads, queryBlock: queryBlock)
             Kernels.linear(heads, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut)
-            try emit(HookName.attnOut(L), attnOut, count: N * d, shape: shapeBTd)
+            try emit(.attnOut(L), attnOut, count: N * d, shape: shapeBTd)
 
             if cfg.parallelResidual {
                 // x ← x + attn(ln1(x)) + mlp(ln2(x)): both branches read the same x.
                 Kernels.layerNorm(x, rows: N, width: d, weight: w.ln2Weight, bias: w.ln2Bias, eps: eps, into: ln)
                 mlp(ln, rows: N, layer: w, hidden: hidden, into: mlpOut)
-                try emit(HookName.mlpOut(L), mlpOut, count: N * d, shape: shapeBTd)
+                try emit(.mlpOut(L), mlpOut, count: N * d, shape: shapeBTd)
                 for i in 0..<(N * d) { x[i] = (mlpOut[i] + attnOut[i]) + x[i] }
             } else {
                 // mid = x + attn(ln1(x));  x ← mid + mlp(ln2(mid)).
                 for i in 0..<(N * d) { x[i] = attnOut[i] + x[i] }
-                try emit(HookName.residMid(L), x, count: N * d, shape: shapeBTd)
+                try emit(.residMid(L), x, count: N * d, shape: shapeBTd)
                 Kernels.layerNorm(x, rows: N, width: d, weight: w.ln2Weight, bias: w.ln2Bias, eps: eps, into: ln)
                 mlp(ln, rows: N, layer: w, hidden: hidden, into: mlpOut)
-                try emit(HookName.mlpOut(L), mlpOut, count: N * d, shape: shapeBTd)
+                try emit(.mlpOut(L), mlpOut, count: N * d, shape: shapeBTd)
                 for i in 0..<(N * d) { x[i] = mlpOut[i] + x[i] }
             }
-            try emit(HookName.residPost(L), x, count: N * d, shape: shapeBTd)
+            try emit(.residPost(L), x, count: N * d, shape: shapeBTd)
         }
-        guard needFinal else { return result }
+        guard plan.runsFinalNorm else { return result }
 
         // Final LayerNorm, then the unembedding only where asked.
         Kernels.layerNorm(x, rows: N, width: d, weight: weights.finalNormWeight, bias: weights.finalNormBias, eps: eps, into: ln)
-        try emit(HookName.lnFinal, ln, count: N * d, shape: shapeBTd)
+        try emit(.lnFinalNormalized, ln, count: N * d, shape: shapeBTd)
         let normalized = UnsafeBufferPointer(start: UnsafePointer(ln), count: N * d)
 
-        if needLogitsHook || request == .all {
+        if wanted.contains(.logits) || plan.logits == .all {
+            // Every position's logits: for the hook, for the request, or for both from one GEMM.
             var all = [Float](repeating: 0, count: N * V)
             try all.withUnsafeMutableBufferPointer { try unembed(normalizedHidden: normalized, rowCount: N, into: $0) }
-            if needLogitsHook {
+            if wanted.contains(.logits) {
                 if let observer {
-                    try all.withUnsafeBufferPointer { try observer(HookName.logits, [B, T, V], $0) }
+                    try all.withUnsafeBufferPointer { try observer(.logits, [B, T, V], $0) }
                 } else {
-                    result.activations[HookName.logits] = Tensor(shape: [B, T, V], data: all)
+                    result.activations[.logits] = Tensor(shape: [B, T, V], data: all)
                 }
             }
-            if request == .all { result.logits = Tensor(shape: [B, T, V], data: all) }
-        } else if case .positions(let lists) = request {
-            let rows = lists.enumerated().flatMap { b, list in list.map { b * T + $0 } }
+            switch plan.logits {
+            case .none: break
+            case .all: result.logits = Tensor(shape: [B, T, V], data: all)
+            case .positions(let lists):
+                let rows = Self.flatRows(lists, length: T)
+                var gathered = [Float](repeating: 0, count: rows.count * V)
+                for (r, row) in rows.enumerated() { for v in 0..<V { gathered[r * V + v] = all[row * V + v] } }
+                result.logits = Tensor(shape: [rows.count, V], data: gathered)
+            }
+        } else if case .positions(let lists) = plan.logits {
+            // Only the asked-for rows go through the unembedding.
+            let rows = Self.flatRows(lists, length: T)
             var gathered = [Float](repeating: 0, count: rows.count * d)
             for (r, row) in rows.enumerated() { for i in 0..<d { gathered[r * d + i] = ln[row * d + i] } }
             var out = [Float](repeating: 0, count: rows.count * V)
@@ -244,17 +244,22 @@ public final class NeoXModel: Sendable {
         return result
     }
 
+    /// Row indices into the flattened `[B·T]` positions, sequence by sequence, in the order listed.
+    private static func flatRows(_ lists: [[Int]], length T: Int) -> [Int] {
+        lists.enumerated().flatMap { b, list in list.map { b * T + $0 } }
+    }
+
     /// Logits for `rowCount` rows of final-LayerNorm output (`ln_final.hook_normalized`, `[rowCount, d]`)
     /// into `into` (`[rowCount, V]`): `logits = normalized · embed_outᵀ`. Lets an evaluator unembed
     /// chunk by chunk instead of holding B·T·V floats.
     public func unembed(normalizedHidden rows: UnsafeBufferPointer<Float>, rowCount: Int,
                         into output: UnsafeMutableBufferPointer<Float>) throws {
         guard let table = weights.unembedding else {
-            throw NeoXError("unembed: the model was loaded without the unembedding (loadUnembedding: false)")
+            throw NeoXError(.notLoaded, "unembed: the model was loaded without the unembedding (loadUnembedding: false)")
         }
         let d = config.hiddenSize, V = config.vocabSize
         guard rows.count >= rowCount * d, output.count >= rowCount * V else {
-            throw NeoXError("unembed: \(rowCount) rows need \(rowCount * d) inputs and \(rowCount * V) outputs, got \(rows.count) and \(output.count)")
+            throw NeoXError(.invalidRequest, "unembed: \(rowCount) rows need \(rowCount * d) inputs and \(rowCount * V) outputs, got \(rows.count) and \(output.count)")
         }
         guard rowCount > 0 else { return }
         Kernels.withEngineThreads {

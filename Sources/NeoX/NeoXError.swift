@@ -1,22 +1,27 @@
 import Foundation
 
-/// Every failure the engine reports names the file (or model) and what is wrong with it,
-/// so a researcher never has to guess which of 154 checkpoints is broken.
+/// The one error type of the engine: what a forward pass was asked that it cannot do. (Problems
+/// with files on disk are the Formats module's `FormatError`.) `kind` lets callers and tests tell
+/// problems apart without parsing the message.
 public struct NeoXError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var path: String?
+    public enum Kind: String, Sendable, Equatable {
+        /// The token batch is unusable: empty, ragged, too long, or an id outside the vocabulary.
+        case invalidInput
+        /// A hook name or pattern that this model does not emit.
+        case unknownHook
+        /// The request needs weights the model was loaded without (later blocks, the unembedding).
+        case notLoaded
+        /// A request argument out of range (logit positions, buffer sizes, layer counts).
+        case invalidRequest
+    }
+
+    public var kind: Kind
     public var message: String
 
-    public init(_ message: String, path: String? = nil) {
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
         self.message = message
-        self.path = path
     }
 
-    public init(_ message: String, file: URL) {
-        self.init(message, path: file.path)
-    }
-
-    public var description: String {
-        if let path { return "\(path): \(message)" }
-        return message
-    }
+    public var description: String { message }
 }

@@ -59,19 +59,19 @@ public struct NeoXWeights: Sendable {
         let config = checkpoint.config
         let count = layers ?? config.numLayers
         guard count >= 0, count <= config.numLayers else {
-            throw NeoXError("cannot load \(count) layers: the model has \(config.numLayers)", path: checkpoint.directory.path)
+            throw NeoXError(.invalidRequest, "cannot load \(count) layers: the model in \(checkpoint.directory.path) has \(config.numLayers)")
         }
         let d = config.hiddenSize, ff = config.intermediateSize, V = config.vocabSize
         self.config = config
 
         guard let embedEntry = checkpoint.entries["gpt_neox.embed_in.weight"] else {
-            throw NeoXError("missing tensor 'gpt_neox.embed_in.weight' (layout: \(checkpoint.layout))", file: checkpoint.directory)
+            throw FormatError(.missingTensor, "missing tensor 'gpt_neox.embed_in.weight' (layout: \(checkpoint.layout))", file: checkpoint.directory)
         }
         guard embedEntry.shape == [V, d] else {
-            throw NeoXError("tensor 'gpt_neox.embed_in.weight' has shape \(embedEntry.shape), expected \([V, d]) from config.json", file: embedEntry.file.url)
+            throw FormatError(.shapeMismatch, "tensor 'gpt_neox.embed_in.weight' has shape \(embedEntry.shape), expected \([V, d]) from config.json", file: embedEntry.file.url)
         }
         guard embedEntry.dtype.isFloatingPoint else {
-            throw NeoXError("tensor 'gpt_neox.embed_in.weight' has dtype \(embedEntry.dtype.rawValue), expected a floating-point type", file: embedEntry.file.url)
+            throw FormatError(.unsupported, "tensor 'gpt_neox.embed_in.weight' has dtype \(embedEntry.dtype.rawValue), expected a floating-point type", file: embedEntry.file.url)
         }
         embedding = NeoXEmbeddingTable(entry: embedEntry)
 
@@ -103,5 +103,77 @@ public struct NeoXWeights: Sendable {
         } else {
             unembedding = nil
         }
+    }
+}
+
+/// Per-head views of one block's attention weights, so no caller re-derives the fused-QKV
+/// interleave from tensor names. Matrices are row-major in Hugging Face's `nn.Linear` orientation
+/// (out × in), like every other weight here; TransformerLens's `W_Q[h]`, `W_K[h]`, `W_V[h]`
+/// (`[d, dh]`) and `W_O[h]` (`[dh, d]`) are their transposes.
+///
+/// `attention.query_key_value.weight` `[3d, d]` interleaves per head: head h's query rows are
+/// `[3·dh·h, 3·dh·h + dh)`, its key rows the next dh, its value rows the dh after that.
+/// `attention.dense.weight` `[d, d]` reads head h's output `z` in columns `[dh·h, dh·(h+1))`.
+public struct AttentionHeadWeights: Sendable {
+    public let hiddenSize: Int
+    public let numHeads: Int
+    public var headDim: Int { hiddenSize / numHeads }
+    private let qkvWeight: [Float]
+    private let qkvBias: [Float]?
+    private let denseWeight: [Float]
+
+    /// From the fused tensors as stored (`[3d, d]`, `[3d]` or nil, `[d, d]`).
+    public init(qkvWeight: [Float], qkvBias: [Float]? = nil, denseWeight: [Float], hiddenSize: Int, numHeads: Int) {
+        precondition(numHeads > 0 && hiddenSize % numHeads == 0, "hidden size \(hiddenSize) must divide into \(numHeads) heads")
+        precondition(qkvWeight.count == 3 * hiddenSize * hiddenSize && denseWeight.count == hiddenSize * hiddenSize,
+                     "query_key_value must be [3d, d] and dense [d, d] for d = \(hiddenSize)")
+        precondition(qkvBias.map { $0.count == 3 * hiddenSize } ?? true, "query_key_value.bias must be [3d]")
+        self.hiddenSize = hiddenSize
+        self.numHeads = numHeads
+        self.qkvWeight = qkvWeight
+        self.qkvBias = qkvBias
+        self.denseWeight = denseWeight
+    }
+
+    public init(layer: NeoXLayerWeights, config: NeoXConfig) {
+        self.init(qkvWeight: layer.qkvWeight, qkvBias: layer.qkvBias, denseWeight: layer.denseWeight,
+                  hiddenSize: config.hiddenSize, numHeads: config.numHeads)
+    }
+
+    /// Which third of a head's fused rows.
+    public enum Projection: Int, Sendable, CaseIterable { case query = 0, key = 1, value = 2 }
+
+    /// W_Q, W_K or W_V of `head`: `[dh, d]` (q = W_Q·x + b_Q, before rotary).
+    public func weight(_ projection: Projection, head: Int) -> [Float] {
+        let d = hiddenSize, dh = headDim, first = firstRow(projection, head: head)
+        return Array(qkvWeight[(first * d)..<((first + dh) * d)])
+    }
+
+    /// b_Q, b_K or b_V of `head`: `[dh]`; nil when the model has no attention bias.
+    public func bias(_ projection: Projection, head: Int) -> [Float]? {
+        guard let qkvBias else { return nil }
+        let first = firstRow(projection, head: head)
+        return Array(qkvBias[first..<(first + headDim)])
+    }
+
+    /// W_O of `head`: `[d, dh]`, the columns of `dense` that read the head's output z.
+    public func output(head: Int) -> [Float] {
+        let d = hiddenSize, dh = headDim
+        precondition(head >= 0 && head < numHeads, "head \(head) outside 0..<\(numHeads)")
+        var columns = [Float](repeating: 0, count: d * dh)
+        for r in 0..<d { for c in 0..<dh { columns[r * dh + c] = denseWeight[r * d + dh * head + c] } }
+        return columns
+    }
+
+    private func firstRow(_ projection: Projection, head: Int) -> Int {
+        precondition(head >= 0 && head < numHeads, "head \(head) outside 0..<\(numHeads)")
+        return 3 * headDim * head + projection.rawValue * headDim
+    }
+}
+
+extension NeoXWeights {
+    /// Per-head views of block `layer`'s attention.
+    public func attentionHeads(layer: Int) -> AttentionHeadWeights {
+        AttentionHeadWeights(layer: layers[layer], config: config)
     }
 }

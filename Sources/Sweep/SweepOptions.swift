@@ -36,12 +36,12 @@ public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
 
 extension ActivationSite {
     /// The engine hook whose activation this site measures (exhaustive: a new site must say).
-    func hook(layer: Int) -> String {
+    func hook(layer: Int) -> HookPoint {
         switch self {
-        case .residPre: return HookName.residPre(layer)
-        case .attnOut: return HookName.attnOut(layer)
-        case .mlpOut: return HookName.mlpOut(layer)
-        case .residPost: return HookName.residPost(layer)
+        case .residPre: return .residPre(layer)
+        case .attnOut: return .attnOut(layer)
+        case .mlpOut: return .mlpOut(layer)
+        case .residPost: return .residPost(layer)
         }
     }
 }

@@ -173,7 +173,7 @@ public struct SweepRunner {
             }
             let descriptor = SweepReferenceCache.Descriptor(fingerprint: fingerprint, referenceStep: referenceStep, checkpointHash: hash,
                                                             tokenCount: sequences.count * (sequences.first?.count ?? 0),
-                                                            dimension: config.hiddenSize, hooks: hooks)
+                                                            dimension: config.hiddenSize, hooks: hooks.map(\.name))
             cacheDescriptor = descriptor
             cache = SweepReferenceCache.open(directory: referenceDirectory, expected: descriptor)
             if cache == nil { progress.note("sweep: computing the CKA reference activations (step \(referenceStep)) into \(referenceDirectory.path)") }
@@ -393,14 +393,14 @@ final class SweepLoader: @unchecked Sendable {
 struct ActivationMeasurement {
     let model: NeoXModel
     let step: Int
-    let hooks: [String]
+    let hooks: [HookPoint]
     let topK: Int
     private var statistics: [OutlierStatistics]
     private var accumulators: [CKAAccumulator]
     private let perplexity: Bool
     private var nll = NLLTotal()
 
-    init(model: NeoXModel, step: Int, hooks: [String], outliers: Bool, cka: Bool, ckaMinibatch: Int?, perplexity: Bool, topK: Int) {
+    init(model: NeoXModel, step: Int, hooks: [HookPoint], outliers: Bool, cka: Bool, ckaMinibatch: Int?, perplexity: Bool, topK: Int) {
         self.model = model
         self.step = step
         self.hooks = hooks
@@ -416,9 +416,9 @@ struct ActivationMeasurement {
         guard let T = sequences.first?.count, T > 0 else { return }
         let index = Dictionary(uniqueKeysWithValues: hooks.enumerated().map { ($1, $0) })
         let wantActivations = !statistics.isEmpty || !accumulators.isEmpty || writer != nil
-        var patterns = wantActivations ? hooks : []
-        if perplexity { patterns.append(HookName.lnFinal) }
-        let filter = HookFilter(patterns: patterns)
+        var points = wantActivations ? hooks : []
+        if perplexity { points.append(.lnFinalNormalized) }
+        let plan = try ForwardPlan(config: model.config, hooks: points)
         let perBatch = max(1, tokensPerBatch / T)
         // The observer is an escaping closure: it works on local state, moved back at the end.
         var statistics = self.statistics, accumulators = self.accumulators, nll = self.nll
@@ -436,22 +436,22 @@ struct ActivationMeasurement {
                     for t in 0..<(T - 1) { scoredRows.append(b * T + t); targets.append(sequence[t + 1]) }
                 }
             }
-            _ = try model.forward(tokens: batch, capture: filter) { name, shape, values in
-                if name == HookName.lnFinal {
+            _ = try model.forward(tokens: batch, plan: plan) { hook, shape, values in
+                if hook == .lnFinalNormalized {
                     let scores = try VocabularyScorer.score(model: model, normalized: values, rows: scoredRows, targets: targets)
                     for score in scores { nll.nllSum -= score.logProbability }
                     nll.tokens += scores.count
                     return
                 }
-                guard let k = index[name] else { return }
+                guard let k = index[hook] else { return }
                 let rows = shape[0] * shape[1]
                 if !statistics.isEmpty { statistics[k].add(rows: values, rowCount: rows, tokenOffset: offset) }
-                try writer?.append(hook: name, values: values)
+                try writer?.append(hook: hook.name, values: values)
                 if !accumulators.isEmpty {
                     if writer != nil {
                         accumulators[k].add(x: values, y: values, rows: rows)
                     } else {
-                        try cache!.withRows(hook: name, offset: offset, count: rows) { reference in
+                        try cache!.withRows(hook: hook.name, offset: offset, count: rows) { reference in
                             accumulators[k].add(x: reference, y: values, rows: rows)
                         }
                     }

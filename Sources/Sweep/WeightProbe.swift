@@ -13,10 +13,8 @@ import Results
 /// (site `weights:gpt_neox.layers.<n>.attention.w_ov.head<h>`): `SpectralStatistics`.
 /// For `embed_out.weight` (configurable): `msd` from the previous checkpoint.
 ///
-/// Per-head matrices, with dₕ = d / heads and HF's fused, per-head-interleaved QKV layout
-/// (`query_key_value.weight` is [3d × d], rows of head h ordered q, k, v):
-/// W_V(h) = rows [3dₕh + 2dₕ, 3dₕ(h+1)) of `query_key_value.weight` (dₕ×d), and
-/// W_O(h) = columns [dₕh, dₕ(h+1)) of `attention.dense.weight` (d×dₕ); W_OV(h) = W_O(h)·W_V(h).
+/// Per-head matrices come from NeoX's `AttentionHeadWeights` (the fused-QKV interleave lives
+/// there): W_OV(h) = W_O(h)·W_V(h), W_O(h) d×dₕ and W_V(h) dₕ×d.
 public struct WeightProbe: Sendable {
     public struct Options: Sendable {
         /// Bins of the fixed histogram (0 turns histograms off).
@@ -103,22 +101,15 @@ public struct WeightProbe: Sendable {
     /// Singular values of every head's W_OV in `layer` (index = head).
     public func ovSpectra(checkpoint: Checkpoint, layer: Int) throws -> [[Double]] {
         let config = checkpoint.config
-        let d = config.hiddenSize, heads = config.numHeads, dh = config.headDim
-        let qkv = try checkpoint.tensor("gpt_neox.layers.\(layer).attention.query_key_value.weight", shape: [3 * d, d])
-        let dense = try checkpoint.tensor("gpt_neox.layers.\(layer).attention.dense.weight", shape: [d, d])
-        return try (0..<heads).map { head in
-            let (wO, wV) = Self.headMatrices(qkv: qkv, dense: dense, head: head, hidden: d, headDim: dh)
-            return try Spectrum.ovSingularValues(wO: wO, wV: wV, hidden: d, headDim: dh)
+        let d = config.hiddenSize
+        let heads = AttentionHeadWeights(
+            qkvWeight: try checkpoint.tensor("gpt_neox.layers.\(layer).attention.query_key_value.weight", shape: [3 * d, d]),
+            denseWeight: try checkpoint.tensor("gpt_neox.layers.\(layer).attention.dense.weight", shape: [d, d]),
+            hiddenSize: d, numHeads: config.numHeads)
+        return try (0..<config.numHeads).map { head in
+            try Spectrum.ovSingularValues(wO: heads.output(head: head).map(Double.init),
+                                          wV: heads.weight(.value, head: head).map(Double.init),
+                                          hidden: d, headDim: heads.headDim)
         }
-    }
-
-    /// W_O(h) (d×dₕ) and W_V(h) (dₕ×d) in float64, row-major (see the type's documentation).
-    public static func headMatrices(qkv: [Float], dense: [Float], head: Int, hidden d: Int, headDim dh: Int) -> (wO: [Double], wV: [Double]) {
-        var wV = [Double](repeating: 0, count: dh * d)
-        let firstRow = 3 * dh * head + 2 * dh
-        for r in 0..<dh { for c in 0..<d { wV[r * d + c] = Double(qkv[(firstRow + r) * d + c]) } }
-        var wO = [Double](repeating: 0, count: d * dh)
-        for r in 0..<d { for c in 0..<dh { wO[r * dh + c] = Double(dense[r * d + dh * head + c]) } }
-        return (wO, wV)
     }
 }

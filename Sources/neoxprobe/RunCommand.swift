@@ -55,17 +55,10 @@ struct RunCommand: ParsableCommand {
         let checkpoint = try Checkpoint(directory: directory)
         let config = checkpoint.config
 
-        // Which hooks exist, and what that means for loading.
-        let filter = HookFilter(hooks)
-        let selected = filter.select(HookName.all(for: config))
-        guard !selected.isEmpty else {
-            throw ValidationError("--hooks '\(hooks)' matches none of this model's hooks (e.g. \(HookName.residPost(0)), \(HookName.lnFinal), \(HookName.logits)\(config.parallelResidual ? "; this parallel-residual model has no hook_resid_mid" : ""))")
-        }
-        let needsFinal = selected.contains(HookName.lnFinal) || selected.contains(HookName.logits)
-        let layers = needsFinal ? config.numLayers : (selected.compactMap(HookName.layer(of:)).max() ?? 0) + 1
-        let activation: MLPActivation? = gelu?.activation
-        let network = try NeoXModel(checkpoint: checkpoint, activation: activation, layers: layers,
-                                    loadUnembedding: selected.contains(HookName.logits))
+        // The plan decides what to load: only the blocks (and unembedding) the capture needs.
+        let plan = try ForwardPlan(config: config, capture: HookFilter(hooks))
+        guard !plan.hooks.isEmpty else { throw ValidationError("--hooks '\(hooks)' selects no hooks") }
+        let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: gelu?.activation)
         let loaded = Date()
 
         let batch = try readInput(config: config, modelDirectory: directory)
@@ -75,21 +68,21 @@ struct RunCommand: ParsableCommand {
         for _ in 0..<max(1, repeats) {
             result = nil   // release the previous pass's activations before the next
             let start = Date()
-            result = try network.forward(tokens: batch, capture: filter)
+            result = try network.forward(tokens: batch, plan: plan)
             best = min(best, Date().timeIntervalSince(start))
         }
         let computed = Date()
         let activations = result!.activations, layersRun = result!.layersRun
 
         let outURL = URL(fileURLWithPath: out)
-        try SafeTensorsWriter.write(activations, to: outURL, metadata: [
+        try SafeTensorsWriter.write(activations.byName, to: outURL, metadata: [
             "model": directory.path, "hooks": hooks, "activation": network.activation.rawValue,
             "batch": "\(batch.count)", "length": "\(batch[0].count)", "format": "neoxprobe run \(NeoXProbeVersion.string)",
         ])
         let written = Date()
 
         let B = batch.count, T = batch[0].count
-        let bytes = activations.values.reduce(0) { $0 + $1.data.count * 4 }
+        let bytes = activations.byteCount
         func seconds(_ a: Date, _ b: Date) -> String { String(format: "%.2fs", b.timeIntervalSince(a)) }
         print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
         print("input   \(B)×\(T) tokens")

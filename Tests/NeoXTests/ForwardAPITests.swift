@@ -11,8 +11,8 @@ final class ForwardAPITests: XCTestCase {
     func tokens(_ d: URL? = nil) throws -> [[Int32]] { try ForwardFixtures.tokens((d ?? dir).appendingPathComponent("tokens.txt")) }
 
     func testHookFilterGlobs() {
-        let names = HookName.all(for: NeoXConfig(vocabSize: 10, hiddenSize: 4, numLayers: 12, numHeads: 1, intermediateSize: 8,
-                                                 maxPositionEmbeddings: 8, rotaryPct: 0.5))
+        let names = HookPoint.all(for: NeoXConfig(vocabSize: 10, hiddenSize: 4, numLayers: 12, numHeads: 1, intermediateSize: 8,
+                                                  maxPositionEmbeddings: 8, rotaryPct: 0.5)).map(\.name)
         XCTAssertEqual(HookFilter("*").select(names), names)
         XCTAssertEqual(HookFilter("blocks.*.hook_resid_post").select(names).count, 12)
         XCTAssertEqual(HookFilter("blocks.1.*").select(names), ["blocks.1.hook_resid_pre", "blocks.1.hook_attn_out",
@@ -23,21 +23,21 @@ final class ForwardAPITests: XCTestCase {
         XCTAssertTrue(HookFilter.none.select(names).isEmpty)
         XCTAssertFalse(HookFilter("blocks.1").matches("blocks.1.hook_resid_pre"), "patterns match whole names")
         XCTAssertTrue(HookFilter("**a**").matches("xxaxx"))
-        XCTAssertEqual(HookName.layer(of: "blocks.11.hook_mlp_out"), 11)
-        XCTAssertNil(HookName.layer(of: "logits"))
+        XCTAssertEqual(HookPoint(name: "blocks.11.hook_mlp_out")?.layer, 11)
+        XCTAssertNil(HookPoint(name: "logits")?.layer)
     }
 
     func testObserverStreamsSameValuesWithoutStoring() throws {
         let model = try NeoXModel(directory: dir)
         let stored = try model.forward(tokens: tokens(), capture: .all, logits: .all)
-        var seen: [String] = []
+        var seen: [HookPoint] = []
         let streamed = try model.forward(tokens: tokens(), capture: .all) { name, shape, values in
             seen.append(name)
-            XCTAssertEqual(shape, stored.activations[name]!.shape, name)
-            XCTAssertEqual(Array(values), stored.activations[name]!.data, name)
+            XCTAssertEqual(shape, stored.activations[name]!.shape, name.name)
+            XCTAssertEqual(Array(values), stored.activations[name]!.data, name.name)
         }
         XCTAssertTrue(streamed.activations.isEmpty)
-        XCTAssertEqual(seen, model.hookNames, "observer sees every hook once, in production order")
+        XCTAssertEqual(seen, model.hookPoints, "observer sees every hook once, in production order")
     }
 
     func testObserverErrorAborts() throws {
@@ -54,21 +54,22 @@ final class ForwardAPITests: XCTestCase {
         let full = try NeoXModel(directory: dir)
         let expected = try full.forward(tokens: tokens(), capture: HookFilter("blocks.1.hook_resid_post"))
         XCTAssertEqual(expected.layersRun, 2)
-        XCTAssertEqual(Array(expected.activations.keys), ["blocks.1.hook_resid_post"])
+        XCTAssertEqual(expected.activations.names, ["blocks.1.hook_resid_post"])
         XCTAssertEqual(try full.forward(tokens: tokens()).layersRun, 0)
 
         let partial = try NeoXModel(directory: dir, layers: 2, loadUnembedding: false)
         XCTAssertEqual(partial.loadedLayers, 2)
-        XCTAssertFalse(partial.hookNames.contains(HookName.lnFinal))
+        XCTAssertFalse(partial.hookPoints.contains(.lnFinalNormalized))
         let got = try partial.forward(tokens: tokens(), capture: HookFilter("blocks.1.hook_resid_post"))
         XCTAssertEqual(got.activations["blocks.1.hook_resid_post"], expected.activations["blocks.1.hook_resid_post"])
         XCTAssertThrowsError(try partial.forward(tokens: tokens(), capture: HookFilter("blocks.2.*"))) {
             XCTAssertTrue("\($0)".contains("blocks.2"), "\($0)")
+            XCTAssertEqual(($0 as? NeoXError)?.kind, .notLoaded)
         }
         XCTAssertThrowsError(try partial.forward(tokens: tokens(), logits: .all))
 
         let headless = try NeoXModel(directory: dir, loadUnembedding: false)
-        XCTAssertNotNil(try headless.forward(tokens: tokens(), capture: HookFilter("ln_final.*")).activations[HookName.lnFinal])
+        XCTAssertNotNil(try headless.forward(tokens: tokens(), capture: HookFilter("ln_final.*")).activations[.lnFinalNormalized])
         XCTAssertThrowsError(try headless.forward(tokens: tokens(), capture: HookFilter("logits"))) {
             XCTAssertTrue("\($0)".contains("unembedding"), "\($0)")
         }
@@ -77,7 +78,11 @@ final class ForwardAPITests: XCTestCase {
 
     func testResidMidOnlyForSequential() throws {
         let parallel = try NeoXModel(directory: dir)
-        XCTAssertTrue(try parallel.forward(tokens: tokens(), capture: HookFilter("*resid_mid")).activations.isEmpty)
+        XCTAssertThrowsError(try parallel.forward(tokens: tokens(), capture: HookFilter("*resid_mid"))) {
+            XCTAssertEqual(($0 as? NeoXError)?.kind, .unknownHook)
+            XCTAssertTrue("\($0)".contains("*resid_mid") && "\($0)".contains("parallel-residual"), "\($0)")
+        }
+        XCTAssertThrowsError(try ForwardPlan(config: parallel.config, hooks: [.residMid(0)]))
         let sequential = try NeoXModel(directory: sequentialDir)
         let got = try sequential.forward(tokens: tokens(sequentialDir), capture: HookFilter("blocks.0.*"))
         let mid = got.activations["blocks.0.hook_resid_mid"]!, pre = got.activations["blocks.0.hook_resid_pre"]!
@@ -91,7 +96,7 @@ final class ForwardAPITests: XCTestCase {
         let model = try NeoXModel(directory: dir)
         let toks = try tokens()
         let (B, T, V, d) = (toks.count, toks[0].count, model.config.vocabSize, model.config.hiddenSize)
-        let full = try model.forward(tokens: toks, capture: HookFilter(HookName.lnFinal), logits: .all)
+        let full = try model.forward(tokens: toks, capture: HookFilter([.lnFinalNormalized]), logits: .all)
         let all = full.logits!
         XCTAssertEqual(all.shape, [B, T, V])
         let positions = [[T - 1, 0, 3], [5]]
@@ -102,7 +107,7 @@ final class ForwardAPITests: XCTestCase {
             XCTAssertLessThanOrEqual(ForwardFixtures.maxScaledError(Array(some.data[(r * V)..<((r + 1) * V)]), expected), 1e-5)
         }
         // Unembedding ln_final rows three at a time reproduces the logits.
-        let normalized = full.activations[HookName.lnFinal]!.data
+        let normalized = full.activations[.lnFinalNormalized]!.data
         var chunked = [Float](repeating: 0, count: B * T * V)
         var row = 0
         while row < B * T {

@@ -1,3 +1,4 @@
+import NeoX
 import ProbeStats
 import Results
 @testable import Sweep
@@ -66,7 +67,8 @@ final class WeightStatisticsTests: XCTestCase {
         let qkv = try fixture.array("qkv").values, dense = try fixture.array("dense").values
         let expected = try XCTUnwrap(fixture.expected["ov"] as? [[String: Any]])
         for head in 0..<heads {
-            let (wO, wV) = WeightProbe.headMatrices(qkv: qkv, dense: dense, head: head, hidden: d, headDim: dh)
+            let views = AttentionHeadWeights(qkvWeight: qkv, denseWeight: dense, hiddenSize: d, numHeads: heads)
+            let wO = views.output(head: head).map(Double.init), wV = views.weight(.value, head: head).map(Double.init)
             let sigma = try Spectrum.ovSingularValues(wO: wO, wV: wV, hidden: d, headDim: dh)
             let expectedSigma = try XCTUnwrap(expected[head]["singular_values"] as? [Double])
             XCTAssertEqual(sigma.count, dh)
