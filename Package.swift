@@ -48,7 +48,7 @@ let package = Package(
         ]),
         // Engine: weights, forward pass, kernels, rotary, hooks.
         .target(name: "NeoX", dependencies: ["Formats", "CBLAS"], swiftSettings: engineSwiftSettings),
-        .target(name: "Tokenizers", dependencies: ["CSentencePiece"]),
+        .target(name: "Tokenizers", dependencies: ["CSentencePiece", "Formats"]),
         .target(name: "Corpus", dependencies: ["CZstd", "Formats"]),
         // Pure statistics on buffers: moments, outliers, CKA, spectra, weight statistics.
         .target(name: "ProbeStats", dependencies: ["CBLAS"]),
@@ -61,6 +61,9 @@ let package = Package(
                                               "Evaluation", "Results"]),
         // HTML + SVG from the results schema alone (builds without BLAS).
         .target(name: "Report", dependencies: ["Results"]),
+        // A researcher's own program on the library (no @testable), compiled with everything else.
+        .executableTarget(name: "layer-outliers", dependencies: ["Formats", "NeoX", "ProbeStats"],
+                          path: "Examples/LayerOutliers"),
         .executableTarget(name: "neoxprobe", dependencies: [
             "Formats", "NeoX", "Tokenizers", "Corpus", "Evaluation", "Results", "Sweep", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,7 +73,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "NeoXTests", dependencies: ["NeoX", "Formats", "TestSupport"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Corpus", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "Corpus", "TestSupport"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "TestSupport"]),
         .testTarget(name: "ProbeStatsTests", dependencies: ["ProbeStats", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"]),

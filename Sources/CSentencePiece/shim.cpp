@@ -31,4 +31,3 @@ extern "C" int64_t csp_decode(const csp_processor *p, const int32_t *ids, int64_
     if ((int64_t)text.size() <= capacity) std::memcpy(out, text.data(), text.size());
     return (int64_t)text.size();
 }
-extern "C" int32_t csp_piece_to_id(const csp_processor *p, const char *piece) { return p->sp.PieceToId(piece); }

@@ -1,4 +1,5 @@
 import CZstd
+import Formats
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -36,7 +37,7 @@ final class FileByteSource: ByteChunkSource {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {
-            let n = Glibc.read(descriptor, base, buffer.count)
+            let n = systemRead(descriptor, base, buffer.count)
             if n >= 0 { return n }
             if errno == EINTR { continue }
             throw CorpusError(.io, path: path, "read failed: \(String(cString: strerror(errno)))")
@@ -83,9 +84,6 @@ final class ZstdByteSource: ByteChunkSource {
         ZSTD_freeDStream(stream)
         inputBuffer.deallocate()
     }
-
-    /// The output size libzstd recommends: one full block, so each call makes progress.
-    static var recommendedOutputSize: Int { Int(ZSTD_DStreamOutSize()) }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let outBase = buffer.baseAddress, buffer.count > 0 else { return 0 }
@@ -197,25 +195,20 @@ struct LineReader {
     }
 }
 
-/// Where the first invalid UTF-8 sequence in `bytes` starts (nil if the bytes are valid UTF-8).
-func firstInvalidUTF8Offset<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8 {
-    var iterator = bytes.makeIterator()
-    var parser = Unicode.UTF8.ForwardParser()
-    var offset = 0
-    while true {
-        switch parser.parseScalar(from: &iterator) {
-        case .valid(let scalar): offset += scalar.count
-        case .emptyInput: return nil
-        case .error: return offset
-        }
-    }
-}
-
 /// Decodes UTF-8 strictly, throwing a `CorpusError` that points at the first bad byte.
 func decodeUTF8<C: Collection>(_ bytes: C, path: String, line: Int?, what: String) throws -> String
 where C.Element == UInt8 {
     if let text = String(validating: bytes, as: UTF8.self) { return text }
-    let offset = firstInvalidUTF8Offset(bytes) ?? 0
+    let offset = UTF8Validation.firstInvalidOffset(Array(bytes)) ?? 0
     throw CorpusError(.invalidUTF8, path: path, line: line,
                       "\(what) is not valid UTF-8 (first invalid byte at offset \(offset))")
+}
+
+/// `read(2)`, named so it does not collide with `read(into:)`.
+private func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.read(descriptor, buffer, count)
+    #else
+    return Darwin.read(descriptor, buffer, count)
+    #endif
 }

@@ -284,12 +284,6 @@ public enum TrainingBatch {
     }
 }
 
-/// Samples consumed at 0-based training step `step`: `step*batchSize ..< (step+1)*batchSize`
-/// (see `TrainingBatch`); sample k is row `k % dataset.count`.
-public func rowsForStep(_ step: Int, batchSize: Int) -> Range<Int> {
-    TrainingBatch.samples(step: step, batchSize: batchSize)
-}
-
 extension IndexedDataset {
     /// Rows consumed at training step `step`, wrapped modulo `count` (see `TrainingBatch`).
     public func rowIndices(step: Int, batchSize: Int) -> [Int] {

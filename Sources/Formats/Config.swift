@@ -25,8 +25,6 @@ public struct NeoXConfig: Sendable, Equatable {
     /// `attention_bias` (transformers ≥ 4.40): false means the QKV and dense layers have no bias.
     public var attentionBias: Bool
     public var tieWordEmbeddings: Bool
-    /// The `hidden_act` string as the file spelled it, kept for traceability.
-    public var hiddenActName: String
 
     public init(vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int, intermediateSize: Int,
                 maxPositionEmbeddings: Int, rotaryPct: Double, rotaryBase: Double = 10000,
@@ -46,7 +44,6 @@ public struct NeoXConfig: Sendable, Equatable {
         self.activation = activation
         self.attentionBias = attentionBias
         self.tieWordEmbeddings = tieWordEmbeddings
-        self.hiddenActName = activation.rawValue
     }
 
     public var headDim: Int { hiddenSize / numHeads }
@@ -125,7 +122,10 @@ public struct NeoXConfig: Sendable, Equatable {
         rotaryPct = pct ?? 0.25
         rotaryBase = base ?? 10000
 
-        hiddenActName = (json["hidden_act"] as? String) ?? "gelu"
+        let rawActivation = json["hidden_act"] ?? "gelu"
+        guard let hiddenActName = rawActivation as? String else {
+            throw fail("field 'hidden_act' must be a string, got \(rawActivation)")
+        }
         switch hiddenActName {
         case "gelu": activation = .geluErf
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": activation = .geluTanh

@@ -10,12 +10,6 @@ public struct Tensor: Sendable, Equatable {
         self.data = data
     }
 
-    /// A zero-filled tensor of `shape`.
-    public init(zeros shape: [Int]) {
-        self.shape = shape
-        self.data = [Float](repeating: 0, count: shape.reduce(1, *))
-    }
-
     public var elementCount: Int { data.count }
 
     /// The element at a full multi-index (bounds-checked; for tests and small look-ups, not hot loops).

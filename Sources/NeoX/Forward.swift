@@ -285,11 +285,10 @@ public final class NeoXModel: Sendable {
         let ld = 3 * d
         let scale = Float(1 / Double(dh).squareRoot())   // HF: (q·kᵀ) · head_size**-0.5
         let rotary = self.rotary
-        let qkvAddress = Int(bitPattern: qkv), outAddress = Int(bitPattern: out)
+        let sharedQKV = SharedPointer(qkv), sharedOut = SharedPointer(out)
         // One task per (sequence, head), scheduled dynamically; each owns a score block.
         Kernels.parallel(B * H) { item in
-            let qkv = UnsafeMutablePointer<Float>(bitPattern: qkvAddress)!
-            let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
+            let qkv = sharedQKV.base, out = sharedOut.base
             let S = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * T)
             defer { S.deallocate() }
             let b = item / H, h = item % H
@@ -320,10 +319,10 @@ public final class NeoXModel: Sendable {
         Kernels.linear(input, rows: rows, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: hidden)
         let activation = self.activation
         let total = rows * ff, parts = min(Kernels.workers, max(1, total / 65536))
-        let address = Int(bitPattern: hidden)
+        let shared = SharedPointer(hidden)
         Kernels.parallel(parts) { part in
             let range = Kernels.slice(total, parts: parts, part: part)
-            Kernels.activate(UnsafeMutablePointer<Float>(bitPattern: address)! + range.lowerBound, count: range.count, activation)
+            Kernels.activate(shared.base + range.lowerBound, count: range.count, activation)
         }
         Kernels.linear(hidden, rows: rows, inFeatures: ff, weight: w.downWeight, bias: w.downBias, outFeatures: d, into: out)
     }

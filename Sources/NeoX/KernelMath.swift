@@ -1,6 +1,6 @@
 /// Scalar elementwise functions written so that a plain loop over them vectorises: only
 /// arithmetic, bit casts and selects (no branches, no libm calls). Loops in `Kernels` apply them
-/// to whole rows; LLVM turns those loops into SIMD code on the baseline x86-64 target.
+/// to whole rows; LLVM turns those loops into SIMD code on the target ISA (Haswell AVX2/FMA on x86-64 by default, see Package.swift).
 enum KernelMath {
     /// e^x within 2 ulp of `expf` on [-87, 88]; 0 below -87 (softmax never needs larger inputs:
     /// they are max-subtracted, so ≤ 0). Cephes scheme: x = n·ln2 + r with |r| ≤ ln2/2, a

@@ -15,10 +15,9 @@ enum Kernels {
         // does not hold the whole product back; slices stay ≥ 64 rows (or 256 features) for sgemm.
         let byRows = rows >= 64 * workers
         let parts = max(1, min(4 * workers, byRows ? rows / 64 : outFeatures / 256))
-        let (xa, wa, ya, ba) = (Int(bitPattern: x), Int(bitPattern: weight), Int(bitPattern: y), bias.map { Int(bitPattern: $0) })
+        let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
         parallel(parts) { part in
-            let x = UnsafePointer<Float>(bitPattern: xa)!, weight = UnsafePointer<Float>(bitPattern: wa)!
-            let y = UnsafeMutablePointer<Float>(bitPattern: ya)!, bias = ba.flatMap { UnsafePointer<Float>(bitPattern: $0) }
+            let x = xs.readOnly, weight = ws.readOnly, y = ys.base, bias = bs?.readOnly
             let r = byRows ? slice(rows, parts: parts, part: part) : 0..<rows
             let c = byRows ? 0..<outFeatures : slice(outFeatures, parts: parts, part: part)
             guard !r.isEmpty, !c.isEmpty else { return }

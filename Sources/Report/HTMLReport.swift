@@ -204,7 +204,7 @@ public struct HTMLReport: Sendable {
         if let step = text(object["weights_reference_step"]) { references.append("weight distance: step \(step)") }
         if !references.isEmpty { entries.append(("Reference", references.joined(separator: "; "))) }
         if let limit = text(options?["lambada_limit"]), let probes = object["probes"] as? [String], probes.contains("lambada") {
-            var line = limit == "none" ? "all examples" : "first \(limit) examples"
+            var line = limit == "all" ? "all examples" : "first \(limit) examples"
             if let path = text(options?["lambada_data"]) { line += " of \(path)" }
             entries.append(("LAMBADA", line))
         }
@@ -260,7 +260,7 @@ public struct HTMLReport: Sendable {
                                  axisSteps: allSteps).render())
     }
 
-    /// Proportional effective rank (PER = effective rank / hidden size) per layer, as the issue's
+    /// Proportional effective rank (PER = effective rank / hidden size) per layer, as the literature's
     /// literature plots it: comparable across model sizes, unlike the raw effective rank.
     private func rankChart(tensor: String) -> Plot {
         layerChart(title: "PER of \(tensor)", yTitle: "PER (effective rank / hidden size)", metric: MetricName.per,

@@ -68,6 +68,8 @@ public struct SweepOptions: Sendable {
     public var activation: MLPActivation?
     /// Tokenizer file (nil: located next to the first checkpoint or in the usual places).
     public var tokenizer: String?
+    /// Where to look for a tokenizer when the checkpoints carry none (the caller's places, in order).
+    public var tokenizerFallbacks: [URL] = []
     public var topK: Int = 8
     /// Tokens per forward pass (bounds activation memory; rounded down to whole sequences).
     public var tokensPerBatch: Int = 8192

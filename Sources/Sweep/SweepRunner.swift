@@ -78,7 +78,8 @@ public struct SweepRunner {
         var tokenizer: (any TextTokenizer)? = nil
         if (needsTokens && options.data?.needsTokenizer == true) || probes.contains(.lambada) {
             let url = try TokenizerLoader.locate(explicit: options.tokenizer.map { URL(fileURLWithPath: $0) },
-                                                 modelDirectory: selected[0].directory).standardizedFileURL
+                                                 modelDirectory: selected[0].directory,
+                                                 fallbacks: options.tokenizerFallbacks).standardizedFileURL
             tokenizerURL = url
             tokenizer = try TokenizerLoader.load(url)
         }

@@ -31,10 +31,9 @@ public enum TokenizerLoader {
     }
 
     /// Finds a model's tokenizer: explicit path if given; else tokenizer.json / *.model next to the
-    /// weights (modelDirectory); else the repo's `tokenizer/` dir (tokenizer/20B_tokenizer.json or
-    /// tokenizer/tokenizer.json); else ../shared/tokenizer/20B_tokenizer.json relative to the
-    /// current directory. Clear error listing where it looked.
-    public static func locate(explicit: URL?, modelDirectory: URL?) throws -> URL {
+    /// weights (modelDirectory); else the first of `fallbacks` that exists (the caller's own
+    /// places: the library assumes no folder layout). Clear error listing where it looked.
+    public static func locate(explicit: URL?, modelDirectory: URL?, fallbacks: [URL] = []) throws -> URL {
         let files = FileManager.default
         func isFile(_ url: URL) -> Bool {
             var isDirectory: ObjCBool = false
@@ -57,9 +56,7 @@ public enum TokenizerLoader {
             if let first = models.first { return modelDirectory.appendingPathComponent(first) }
             searched.append(modelDirectory.appendingPathComponent("*.model").path)
         }
-        let current = URL(fileURLWithPath: files.currentDirectoryPath, isDirectory: true)
-        for relative in ["tokenizer/20B_tokenizer.json", "tokenizer/tokenizer.json", "../shared/tokenizer/20B_tokenizer.json"] {
-            let candidate = current.appendingPathComponent(relative).standardizedFileURL
+        for candidate in fallbacks.map(\.standardizedFileURL) {
             if isFile(candidate) { return candidate }
             searched.append(candidate.path)
         }

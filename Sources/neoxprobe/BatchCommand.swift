@@ -58,7 +58,7 @@ struct BatchCommand: ParsableCommand {
 
         let textTokenizer: (any TextTokenizer)?
         if decode {
-            let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: nil)
+            let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: nil, fallbacks: SearchPaths.tokenizers)
             textTokenizer = try TokenizerLoader.load(url)
         } else {
             textTokenizer = nil

@@ -38,11 +38,11 @@ struct EvalSetup {
     /// - Parameters:
     ///   - activation: an override of the config's `hidden_act`, or nil.
     static func load(model spec: String, tokenizer explicit: String?, activation: MLPActivation?) throws -> EvalSetup {
-        let directory = try ModelLocator.resolve(spec)
+        let directory = try ModelLocator.resolve(spec, modelFolders: SearchPaths.modelFolders)
         let checkpoint = try Checkpoint(directory: directory)
         let model = try NeoXModel(checkpoint: checkpoint, activation: activation)
         let tokenizerURL = try TokenizerLoader.locate(explicit: explicit.map { URL(fileURLWithPath: $0) },
-                                                      modelDirectory: directory)
+                                                      modelDirectory: directory, fallbacks: SearchPaths.tokenizers)
         let tokenizer = try TokenizerLoader.load(tokenizerURL)
         let configURL = directory.appendingPathComponent("config.json")
         let raw = (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: configURL))) ?? .null

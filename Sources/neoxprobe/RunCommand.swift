@@ -51,7 +51,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let directory = try ModelLocator.resolve(model)
+        let directory = try ModelLocator.resolve(model, modelFolders: SearchPaths.modelFolders)
         let checkpoint = try Checkpoint(directory: directory)
         let config = checkpoint.config
 
@@ -123,7 +123,7 @@ struct RunCommand: ParsableCommand {
         }
         let path = text!
         guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read text file \(path)") }
-        let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory)
+        let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory, fallbacks: SearchPaths.tokenizers)
         var ids: [Int32]
         do {
             ids = try TokenizerLoader.load(url).encode(utf8: Array(data))

@@ -107,6 +107,7 @@ struct SweepCommand: ParsableCommand {
             options.lambadaLimit = lambadaLimit
             options.activation = gelu?.activation
             options.tokenizer = tokenizer
+            options.tokenizerFallbacks = SearchPaths.tokenizers
             options.topK = topK
             options.tokensPerBatch = max(1, tokensPerBatch)
             options.toolVersion = NeoXProbeVersion.string

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tokenizers
+import Formats
 
 /// `neoxprobe tokenize`: text → ids (one line, space-separated) or, with `--decode`, ids → text.
 /// The whole input is read as raw bytes, so ids are exactly those of the file, newlines included.
@@ -25,7 +26,8 @@ struct TokenizeCommand: ParsableCommand {
     /// "Error: <message>" and exits nonzero.
     func run() throws {
         let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) },
-                                             modelDirectory: model.map { URL(fileURLWithPath: $0, isDirectory: true) })
+                                             modelDirectory: model.map { URL(fileURLWithPath: $0, isDirectory: true) },
+                                             fallbacks: SearchPaths.tokenizers)
         let tok = try TokenizerLoader.load(url)
         let inputName = input == "-" ? "standard input" : input
         let bytes: [UInt8]

@@ -147,7 +147,7 @@ final class IndexedDatasetTests: XCTestCase {
         let step = fixture.step
         // The README's "step 2000's batch is rows 7996..7999 mod 4391": checkpoint step2000's last update.
         XCTAssertEqual(step.step, 1999)
-        XCTAssertEqual(rowsForStep(step.step, batchSize: step.batchSize), 7996..<8000)
+        XCTAssertEqual(TrainingBatch.samples(step: step.step, batchSize: step.batchSize), 7996..<8000)
         XCTAssertEqual(TrainingBatch.samples(beforeCheckpoint: 2000, batchSize: 4), 7996..<8000)
         XCTAssertEqual(TrainingBatch.samples(beforeCheckpoint: 0, batchSize: 4), 0..<0)
         XCTAssertEqual(step.rows, [3605, 3606, 3607, 3608])

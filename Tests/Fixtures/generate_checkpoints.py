@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates the checkpoint fixtures under Tests/Fixtures/checkpoints/ from the reference libraries.
 
-Run with the reference environment:  /work/venv/bin/python Tests/Fixtures/generate_checkpoints.py
+Run with the reference environment:  ../venv/bin/python Tests/Fixtures/generate_checkpoints.py
 
 Everything the Checkpoint* tests expect comes from here (torch 2.5 / safetensors / transformers 4.49);
 nothing is hand-typed in the tests. Tensors are compared by SHA-256 of their values widened to fp32

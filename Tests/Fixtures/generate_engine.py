@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixtures for the NeoX forward engine (run with /work/venv/bin/python from the repo root).
+"""Reference fixtures for the NeoX forward engine (run with ../venv/bin/python from the repo root).
 
 1. Tiny random-weight GPTNeoXForCausalLM models covering the architecture's switches (parallel /
    sequential residual, rotary_pct 0.25 / 0.5 / 1.0, erf / tanh GELU / relu, head_dim not a power of

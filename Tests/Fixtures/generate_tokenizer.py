@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates the tokenizer fixtures under Tests/Fixtures/tokenizer/ from the reference libraries.
 
-Run with the reference environment:  /work/venv/bin/python Tests/Fixtures/generate_tokenizer.py
+Run with the reference environment:  ../venv/bin/python Tests/Fixtures/generate_tokenizer.py
 
 Everything expected by Tests/TokenizersTests comes from here; nothing is hand-typed in the tests.
 

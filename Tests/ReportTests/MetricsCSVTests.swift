@@ -13,8 +13,8 @@ final class MetricsCSVTests: XCTestCase {
     }
 
     func testNumbersRoundTripBitForBit() {
-        let values: [Double] = [0, -0.0, 1, -3, 0.1, 1.0 / 3, 1e-300, 5e-324, .greatestFiniteMagnitude, 123456789.125,
-                                9_007_199_254_740_993, .pi * 1e20, .nan, .infinity, -.infinity]
+        let values: [Double] = [0, -0.0, 1, -3, 0.1, 1.0 / 3, 1e-300, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 123456789.125,
+                                9_007_199_254_740_992, 9_007_199_254_740_994, .pi * 1e20, .nan, .infinity, -.infinity]
         for value in values {
             let text = MetricsCSV.format(value)
             let back = MetricsCSV.parse(Substring(text))!

@@ -90,6 +90,15 @@ final class ReportTests: XCTestCase {
      "identical_checkpoints": [{"step": 16, "identical_to_step": 0}]}
     """
 
+    /// An unlimited LAMBADA run is recorded as `lambada_limit: "all"` (SweepRunner's canonical
+    /// options) and must read "all examples", not "first all examples".
+    func testUnlimitedLambadaRunReadsAllExamples() {
+        let runJSON = Self.sweepRunJSON.replacingOccurrences(of: "\"lambada_limit\": \"300\"", with: "\"lambada_limit\": \"all\"")
+        let html = HTMLReport(rows: Self.syntheticRows(steps: [0, 16, 1000]), runInfo: runJSON).render()
+        XCTAssertTrue(html.contains("<th>LAMBADA</th><td>all examples of /data/lambada_test.jsonl</td>"))
+        XCTAssertFalse(html.contains("first all"))
+    }
+
     /// The SVG of each chart, in page order.
     private func charts(_ html: String) -> [String] {
         html.components(separatedBy: "<svg class=\"chart\"").dropFirst().map { $0.components(separatedBy: "</svg>")[0] }

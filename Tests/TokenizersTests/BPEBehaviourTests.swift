@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 @testable import Tokenizers
 import XCTest
+import Formats
 
 /// Round trips, error reporting and configuration handling of ``BPETokenizer``.
 final class BPEBehaviourTests: XCTestCase {

@@ -15,7 +15,6 @@ int32_t csp_vocab_size(const csp_processor *p);
 int64_t csp_encode(const csp_processor *p, const char *text, size_t length, int32_t *ids, int64_t capacity);
 /// Decodes ids to UTF-8; returns the byte length (may exceed `capacity`), or -1 on error.
 int64_t csp_decode(const csp_processor *p, const int32_t *ids, int64_t count, char *out, int64_t capacity);
-int32_t csp_piece_to_id(const csp_processor *p, const char *piece);
 #ifdef __cplusplus
 }
 #endif
