@@ -215,6 +215,11 @@ final class IndexedDatasetTests: XCTestCase {
         try dir.write("l.idx", longs.indexBytes())
         try dir.write("l.bin", littleEndianBytes([Int64(1) << 40]))
         assertCorpusError(.invalidToken) { try IndexedDataset(prefix: dir.url.appendingPathComponent("l").path).row(0) }
+        // The no-copy view is checked too: it never hands out 0 (or a truncated id) for such a token.
+        assertCorpusError(.invalidToken, mentions: ["row 0 token 1"]) {
+            try IndexedDataset(prefix: dir.url.appendingPathComponent("f").path).tokens(0)
+        }
+        assertCorpusError(.invalidToken) { try IndexedDataset(prefix: dir.url.appendingPathComponent("l").path).tokens(0) }
     }
 
     func testMalformedIndexFiles() throws {
