@@ -14,6 +14,13 @@ let engineSwiftSettings: [SwiftSetting] = {
     return []
 }()
 
+/// Warnings are errors for the project's own targets when `CI` (or `NEOXPROBE_WERROR`) is set, as
+/// `.ci/run` runs; dependencies keep their own settings.
+let strictSettings: [SwiftSetting] = {
+    let environment = ProcessInfo.processInfo.environment
+    return environment["CI"] != nil || environment["NEOXPROBE_WERROR"] != nil ? [.unsafeFlags(["-warnings-as-errors"])] : []
+}()
+
 let package = Package(
     name: "NeoXProbe",
     products: [
@@ -45,41 +52,41 @@ let package = Package(
         // config.json, the model locator. No compute.
         .target(name: "Formats", dependencies: [
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
-        ]),
+        ], swiftSettings: strictSettings),
         // Engine: weights, forward pass, kernels, rotary, hooks.
-        .target(name: "NeoX", dependencies: ["Formats", "CBLAS"], swiftSettings: engineSwiftSettings),
-        .target(name: "Tokenizers", dependencies: ["CSentencePiece", "Formats"]),
-        .target(name: "Corpus", dependencies: ["CZstd", "Formats"]),
+        .target(name: "NeoX", dependencies: ["Formats", "CBLAS"], swiftSettings: engineSwiftSettings + strictSettings),
+        .target(name: "Tokenizers", dependencies: ["CSentencePiece", "Formats"], swiftSettings: strictSettings),
+        .target(name: "Corpus", dependencies: ["CZstd", "Formats"], swiftSettings: strictSettings),
         // Pure statistics on buffers: moments, outliers, CKA, spectra, weight statistics.
-        .target(name: "ProbeStats", dependencies: ["CBLAS"]),
+        .target(name: "ProbeStats", dependencies: ["CBLAS"], swiftSettings: strictSettings),
         // Perplexity and LAMBADA scoring.
-        .target(name: "Evaluation", dependencies: ["NeoX", "Formats", "Tokenizers", "Corpus"]),
+        .target(name: "Evaluation", dependencies: ["NeoX", "Formats", "Tokenizers", "Corpus"], swiftSettings: strictSettings),
         // The results schema: metric rows, metrics.csv, metric names.
-        .target(name: "Results", dependencies: ["Formats"]),
+        .target(name: "Results", dependencies: ["Formats"], swiftSettings: strictSettings),
         // Suite discovery, plan/load/measure/record, results files, reference cache.
         .target(name: "Sweep", dependencies: ["NeoX", "Formats", "Tokenizers", "Corpus", "ProbeStats",
-                                              "Evaluation", "Results"]),
+                                              "Evaluation", "Results"], swiftSettings: strictSettings),
         // HTML + SVG from the results schema alone (builds without BLAS).
-        .target(name: "Report", dependencies: ["Results"]),
+        .target(name: "Report", dependencies: ["Results"], swiftSettings: strictSettings),
         // A researcher's own program on the library (no @testable), compiled with everything else.
         .executableTarget(name: "layer-outliers", dependencies: ["Formats", "NeoX", "ProbeStats"],
-                          path: "Examples/LayerOutliers"),
+                          path: "Examples/LayerOutliers", swiftSettings: strictSettings),
         .executableTarget(name: "neoxprobe", dependencies: [
             "Formats", "NeoX", "Tokenizers", "Corpus", "Evaluation", "Results", "Sweep", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: strictSettings),
 
         // Test-only helpers shared by the test targets (SHA-256, repository paths); no product.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
-        .testTarget(name: "NeoXTests", dependencies: ["NeoX", "Formats", "TestSupport"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "Corpus", "TestSupport"]),
-        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "TestSupport"]),
-        .testTarget(name: "ProbeStatsTests", dependencies: ["ProbeStats", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Results", "NeoX", "Formats", "ProbeStats", "TestSupport"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Results", "Formats", "TestSupport"]),
-        .testTarget(name: "neoxprobeTests", dependencies: ["TestSupport"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "NeoXTests", dependencies: ["NeoX", "Formats", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "Corpus", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ProbeStatsTests", dependencies: ["ProbeStats", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Results", "NeoX", "Formats", "ProbeStats", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Results", "Formats", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "neoxprobeTests", dependencies: ["TestSupport"], swiftSettings: strictSettings),
     ],
     cxxLanguageStandard: .cxx17
 )
