@@ -16,7 +16,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN         = .build/$(CONFIG)/neoxprobe
 SWIFTFLAGS  = -c $(CONFIG) -Xswiftc -enable-testing
 
-.PHONY: setup build test demo bench fixtures tokenizer venv clean
+.PHONY: setup build test lint demo bench fixtures tokenizer venv clean
 
 ## setup: install the Debian packages the build links against (skipped when present).
 setup:
@@ -31,6 +31,15 @@ build: setup
 test: setup
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --parallel --num-workers 2
+
+## lint: swift-format's rules as configured in .swift-format (import order, naming, doc-comment
+##   form, …). Its pretty-printer layout checks are left out: the house style aligns continuation
+##   lines under their opening parenthesis, which swift-format's layout does not do.
+LINT_LAYOUT = \[(Indentation|AddLines|RemoveLine|Spacing|LineLength|TrailingComma)\]
+lint:
+	@out=$$($(SWIFT) format lint --configuration .swift-format --recursive --parallel Sources Tests Examples 2>&1 \
+	  | grep -vE '$(LINT_LAYOUT)' | grep -E 'warning|error' || true); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; else echo "lint: clean"; fi
 
 ## demo: the main job on the default model and suite:
 ##   1. capture every layer's residual stream (and the logits) for a text,

@@ -18,16 +18,16 @@ public enum CommandRunner {
         public var output: String { String(decoding: standardOutput, as: UTF8.self) }
     }
 
-    /// The `neoxprobe` executable of this build.
-    public static func executable() throws -> URL {
+    /// The `neoxprobe` executable of this build (or another executable product, by name).
+    public static func executable(_ name: String = "neoxprobe") throws -> URL {
         var candidates: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
         if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
         candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
         for directory in candidates {
-            let url = directory.appendingPathComponent("neoxprobe")
+            let url = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        throw Failure(description: "no neoxprobe executable next to the tests (looked in \(candidates.map(\.path))): build it with `swift build --product neoxprobe` (make test does)")
+        throw Failure(description: "no \(name) executable next to the tests (looked in \(candidates.map(\.path))): build it with `swift build --build-tests` (make test does)")
     }
 
     /// Starts `neoxprobe arguments…` in the repository root, output discarded; the caller waits or kills.
@@ -43,10 +43,11 @@ public enum CommandRunner {
         return process
     }
 
-    /// Runs `neoxprobe arguments…` to completion in the repository root (or `directory`).
-    public static func run(_ arguments: [String], in directory: URL = RepositoryPaths.root) throws -> Outcome {
+    /// Runs `neoxprobe arguments…` (or another `executable`) to completion in the repository root (or `directory`).
+    public static func run(_ arguments: [String], executable name: String = "neoxprobe",
+                           in directory: URL = RepositoryPaths.root) throws -> Outcome {
         let process = Process()
-        process.executableURL = try executable()
+        process.executableURL = try executable(name)
         process.arguments = arguments
         process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
