@@ -67,7 +67,7 @@ public struct NeoXConfig: Sendable, Equatable {
     }
 
     init(json: [String: Any], file: URL) throws {
-        func fail(_ message: String) -> FormatError { FormatError(.malformed, message, file: file) }
+        func fail(_ message: String, _ kind: FormatError.Kind = .malformed) -> FormatError { FormatError(kind, message, file: file) }
         func int(_ key: String, default value: Int? = nil) throws -> Int {
             guard let raw = json[key], !(raw is NSNull) else {
                 if let value { return value }
@@ -91,7 +91,7 @@ public struct NeoXConfig: Sendable, Equatable {
         }
 
         if let modelType = json["model_type"] as? String, modelType != "gpt_neox" {
-            throw fail("model_type '\(modelType)' is not supported (only 'gpt_neox')")
+            throw fail("model_type '\(modelType)' is not supported (only 'gpt_neox')", .unsupported)
         }
         vocabSize = try int("vocab_size")
         hiddenSize = try int("hidden_size")
@@ -111,13 +111,13 @@ public struct NeoXConfig: Sendable, Equatable {
         if let rope = json["rope_parameters"], !(rope is NSNull) {
             guard let parameters = rope as? [String: Any] else { throw fail("rope_parameters must be an object") }
             if let type = parameters["rope_type"] as? String, type != "default" {
-                throw fail("rope_parameters.rope_type '\(type)' is not supported (only 'default')")
+                throw fail("rope_parameters.rope_type '\(type)' is not supported (only 'default')", .unsupported)
             }
             pct = try double("partial_rotary_factor", in: parameters, default: pct)
             base = try double("rope_theta", in: parameters, default: base)
         }
         if let scaling = json["rope_scaling"], !(scaling is NSNull) {
-            throw fail("rope_scaling \(scaling) is not supported")
+            throw fail("rope_scaling \(scaling) is not supported", .unsupported)
         }
         rotaryPct = pct ?? 0.25
         rotaryBase = base ?? 10000
@@ -130,7 +130,7 @@ public struct NeoXConfig: Sendable, Equatable {
         case "gelu": activation = .geluErf
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": activation = .geluTanh
         case "relu": activation = .relu
-        default: throw fail("hidden_act '\(hiddenActName)' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)")
+        default: throw fail("hidden_act '\(hiddenActName)' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)", .unsupported)
         }
 
         for (name, value) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("num_hidden_layers", numLayers),

@@ -1,34 +1,34 @@
 import Foundation
 
 /// A Python global (`module.name`) as it appears in a `GLOBAL` / `STACK_GLOBAL` opcode.
-public struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
-    public var module: String
-    public var name: String
+struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
+var module: String
+var name: String
 
-    public init(_ module: String, _ name: String) {
+init(_ module: String, _ name: String) {
         self.module = module
         self.name = name
     }
 
-    public var description: String { "\(module).\(name)" }
+var description: String { "\(module).\(name)" }
 }
 
 /// A Python list seen by the unpickler. Pickle containers have identity: `APPEND` mutates the list
 /// that the memo also refers to, so lists (and dicts) are boxed rather than copied.
-public final class PickleList: @unchecked Sendable {
-    public var items: [PickleValue] = []
-    public init(_ items: [PickleValue] = []) { self.items = items }
+final class PickleList: @unchecked Sendable {
+var items: [PickleValue] = []
+init(_ items: [PickleValue] = []) { self.items = items }
 }
 
 /// A Python dict seen by the unpickler, keeping insertion order (state dicts are ordered).
-public final class PickleDict: @unchecked Sendable {
-    public private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
+final class PickleDict: @unchecked Sendable {
+private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
     /// Positions of string keys, so a state dict with thousands of entries builds in linear time.
     private var stringKeys: [String: Int] = [:]
-    public init() {}
+init() {}
 
     /// Python semantics: assigning an existing key replaces its value in place.
-    public func set(_ key: PickleValue, _ value: PickleValue) {
+func set(_ key: PickleValue, _ value: PickleValue) {
         let existing: Int?
         if case .string(let text) = key { existing = stringKeys[text] } else { existing = pairs.firstIndex { $0.key == key } }
         if let existing {
@@ -42,7 +42,7 @@ public final class PickleDict: @unchecked Sendable {
 
 /// The values the restricted unpickler can produce. Anything a resolver builds from a whitelisted
 /// global (a storage, a tensor) travels as `.opaque`.
-public indirect enum PickleValue: @unchecked Sendable, Equatable {
+indirect enum PickleValue: @unchecked Sendable, Equatable {
     case none
     case bool(Bool)
     case int(Int)
@@ -57,7 +57,7 @@ public indirect enum PickleValue: @unchecked Sendable, Equatable {
 
     /// Structural equality for scalars, strings and tuples; identity for containers; never for opaque
     /// values. Only used for dict keys, which in state dicts are always strings.
-    public static func == (lhs: PickleValue, rhs: PickleValue) -> Bool {
+static func == (lhs: PickleValue, rhs: PickleValue) -> Bool {
         switch (lhs, rhs) {
         case (.none, .none): return true
         case let (.bool(a), .bool(b)): return a == b
@@ -74,7 +74,7 @@ public indirect enum PickleValue: @unchecked Sendable, Equatable {
     }
 
     /// A short human-readable rendering for error messages.
-    public var summary: String {
+var summary: String {
         switch self {
         case .none: return "None"
         case .bool(let b): return b ? "True" : "False"
@@ -93,7 +93,7 @@ public indirect enum PickleValue: @unchecked Sendable, Equatable {
 
 /// What a pickle may do beyond building plain data: every global it names, every call it makes and
 /// every persistent id it loads goes through the resolver, so a checkpoint can never run code.
-public protocol PickleResolver {
+protocol PickleResolver {
     /// Whether `GLOBAL module name` may be loaded at all.
     func allows(_ global: PickleGlobal) -> Bool
     /// `REDUCE` / `NEWOBJ`: call an allowed global with positional arguments.
@@ -105,29 +105,31 @@ public protocol PickleResolver {
 }
 
 /// A failure while running a pickle; `TorchCheckpoint` turns it into a `FormatError` naming the file.
-public struct PickleError: Error, CustomStringConvertible, Sendable {
-    public var message: String
+struct PickleError: Error, CustomStringConvertible, Sendable {
+    var message: String
     /// Byte offset of the opcode that failed.
-    public var position: Int
-    public var description: String { "\(message) (at pickle byte \(position))" }
+    var position: Int
+    /// How `TorchCheckpoint` reports it: most failures mean a malformed file, a few an unsupported one.
+    var kind: FormatError.Kind = .malformed
+    var description: String { "\(message) (at pickle byte \(position))" }
 }
 
 /// The subset of the pickle virtual machine (protocols 2–5) that `torch.save` state dicts use.
 /// Plain data is built directly; globals, calls and persistent ids are delegated to a resolver.
 /// Text-mode (protocol 0/1) string and integer opcodes are rejected: torch never writes them.
-public struct Unpickler {
+struct Unpickler {
     private let bytes: [UInt8]
     private var position = 0
     private var stack: [PickleValue] = []
     private var markStack: [Int] = []
     private var memo: [Int: PickleValue] = [:]
 
-    public init(_ bytes: [UInt8]) {
+init(_ bytes: [UInt8]) {
         self.bytes = bytes
     }
 
     /// Runs the pickle to its `STOP` and returns the object it built.
-    public static func load(_ bytes: [UInt8], resolver: some PickleResolver) throws -> PickleValue {
+static func load(_ bytes: [UInt8], resolver: some PickleResolver) throws -> PickleValue {
         var machine = Unpickler(bytes)
         return try machine.run(resolver: resolver)
     }
@@ -221,7 +223,7 @@ public struct Unpickler {
         return g
     }
 
-    public mutating func run(resolver: some PickleResolver) throws -> PickleValue {
+mutating func run(resolver: some PickleResolver) throws -> PickleValue {
         while true {
             opcodeStart = position
             guard position < bytes.count else { throw fail("pickle ends without a STOP opcode: truncated") }

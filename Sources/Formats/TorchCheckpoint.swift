@@ -46,7 +46,7 @@ public enum TorchCheckpoint {
         do {
             root = try Unpickler.load(pickle, resolver: resolver)
         } catch let error as PickleError {
-            throw FormatError(.malformed, "\(pickleName): \(error)", file: url)
+            throw FormatError(error.kind, "\(pickleName): \(error)", file: url)
         }
 
         guard case .dict(let dict) = root else {
@@ -86,7 +86,7 @@ struct TorchTensor: Sendable {
     var stride: [Int]
 
     func entry(named name: String, file: MappedFile, url: URL) throws -> TensorEntry {
-        func fail(_ message: String) -> FormatError { FormatError(.malformed, "tensor '\(name)': \(message)", file: url) }
+        func fail(_ message: String, _ kind: FormatError.Kind = .malformed) -> FormatError { FormatError(kind, "tensor '\(name)': \(message)", file: url) }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("negative size in shape \(shape)") }
         guard stride.count == shape.count else { throw fail("stride \(stride) does not match shape \(shape)") }
         guard storageOffset >= 0 else { throw fail("negative storage offset \(storageOffset)") }
@@ -169,14 +169,16 @@ struct TorchResolver: PickleResolver {
     }
 
     func persistentLoad(_ id: PickleValue) throws -> PickleValue {
-        func fail(_ message: String) -> PickleError { PickleError(message: message, position: 0) }
+        func fail(_ message: String, _ kind: FormatError.Kind = .malformed) -> PickleError {
+            PickleError(message: message, position: 0, kind: kind)
+        }
         // ('storage', storage_type, key, location, numel)
         guard case .tuple(let fields) = id, fields.count == 5, fields[0] == .string("storage"),
               case .global(let type) = fields[1], case .string(let key) = fields[2], case .int(let count) = fields[4] else {
             throw fail("unexpected persistent id \(id.summary)")
         }
         guard let dtype = Self.storageTypes[type.name] ?? Self.dtypes[type.name], type.module == "torch" else {
-            throw fail("unsupported storage type \(type)")
+            throw fail("unsupported storage type \(type)", .unsupported)
         }
         guard count >= 0 else { throw fail("storage '\(key)' has negative size \(count)") }
         let name = prefix + "data/" + key
@@ -184,7 +186,7 @@ struct TorchResolver: PickleResolver {
             throw fail("storage '\(key)' is missing from the archive (no entry \(name))")
         }
         guard !entry.isCompressed else {
-            throw fail("storage entry \(name) is compressed (method \(entry.method)); torch writes storages uncompressed — re-save with torch.save")
+            throw fail("storage entry \(name) is compressed (method \(entry.method)); torch writes storages uncompressed — re-save with torch.save", .unsupported)
         }
         let (needed, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow, entry.size >= needed else {
@@ -232,7 +234,7 @@ struct ZipDirectory {
         self.file = file
         let bytes = file.allBytes
         let url = file.url
-        func fail(_ message: String) -> FormatError { FormatError(.malformed, message, file: url) }
+        func fail(_ message: String, _ kind: FormatError.Kind = .malformed) -> FormatError { FormatError(kind, message, file: url) }
         func u16(_ at: Int) -> Int { Int(UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8) }
         func u32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
         func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
@@ -248,7 +250,8 @@ struct ZipDirectory {
         guard eocd >= 0 else {
             let head = file.count >= 4 && u32(0) == 0x0403_4B50
             throw fail(head ? "truncated zip archive: no end-of-central-directory record (file cut short?)"
-                            : "not a zip archive (torch.save checkpoint expected): no end-of-central-directory record")
+                            : "not a zip archive (torch.save checkpoint expected): no end-of-central-directory record",
+                       head ? .truncated : .malformed)
         }
         var entryCount = u16(eocd + 10)
         var directorySize = UInt64(u32(eocd + 12))
@@ -258,16 +261,16 @@ struct ZipDirectory {
             guard eocd >= 20, u32(eocd - 20) == 0x0706_4B50 else { throw fail("corrupt zip archive: ZIP64 locator missing") }
             let record = u64(eocd - 20 + 8)
             guard file.count >= 56, record <= UInt64(file.count - 56), u32(Int(record)) == 0x0606_4B50 else {
-                throw fail("corrupt zip archive: ZIP64 end record missing or truncated")
+                throw fail("corrupt zip archive: ZIP64 end record missing or truncated", .truncated)
             }
             let total = u64(Int(record) + 32)
-            guard total <= UInt64(Int.max / 46) else { throw fail("corrupt zip archive: absurd entry count \(total)") }
+            guard total <= UInt64(Int.max / 46) else { throw fail("corrupt zip archive: absurd entry count \(total)", .corrupt) }
             entryCount = Int(total)
             directorySize = u64(Int(record) + 40)
             directoryOffset = u64(Int(record) + 48)
         }
         guard directoryOffset <= UInt64(file.count), directorySize <= UInt64(file.count) - directoryOffset else {
-            throw fail("truncated or corrupt zip archive: central directory [\(directoryOffset), +\(directorySize)) lies outside the file (\(file.count) bytes)")
+            throw fail("truncated or corrupt zip archive: central directory [\(directoryOffset), +\(directorySize)) lies outside the file (\(file.count) bytes)", .truncated)
         }
 
         var cursor = Int(directoryOffset)
@@ -309,16 +312,16 @@ struct ZipDirectory {
             cursor += 46 + nameLength + extraLength + commentLength
 
             guard file.count >= 30, localHeader <= UInt64(file.count - 30), u32(Int(localHeader)) == 0x0403_4B50 else {
-                throw fail("truncated or corrupt zip archive: local header of '\(name)' is missing")
+                throw fail("truncated or corrupt zip archive: local header of '\(name)' is missing", .truncated)
             }
             let local = Int(localHeader)
             let dataOffset = UInt64(local + 30 + u16(local + 26) + u16(local + 28))
             guard compressed <= UInt64(file.count), dataOffset <= UInt64(file.count) - compressed else {
-                throw fail("truncated zip archive: data of '\(name)' (\(compressed) bytes at \(dataOffset)) runs past the end of the file (\(file.count) bytes)")
+                throw fail("truncated zip archive: data of '\(name)' (\(compressed) bytes at \(dataOffset)) runs past the end of the file (\(file.count) bytes)", .truncated)
             }
-            guard uncompressed <= UInt64(Int.max) else { throw fail("corrupt zip archive: absurd size of '\(name)'") }
+            guard uncompressed <= UInt64(Int.max) else { throw fail("corrupt zip archive: absurd size of '\(name)'", .corrupt) }
             guard method != 0 || compressed == uncompressed else {
-                throw fail("corrupt zip archive: stored entry '\(name)' has different compressed and uncompressed sizes")
+                throw fail("corrupt zip archive: stored entry '\(name)' has different compressed and uncompressed sizes", .corrupt)
             }
             entries[name] = Entry(name: name, method: method, crc32: crc, compressedSize: Int(compressed),
                                   size: Int(uncompressed), dataOffset: Int(dataOffset))

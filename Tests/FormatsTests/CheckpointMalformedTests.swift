@@ -67,7 +67,7 @@ final class CheckpointMalformedTests: XCTestCase {
         let (_, data) = try parts()
         let full = try Data(contentsOf: weights)
         try full.prefix(full.count - data.count / 2).write(to: weights)
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["past the end", "truncated"])
+        assertFormatError(try Checkpoint(directory: model), kind: .truncated, path: "model.safetensors", ["past the end", "truncated"])
     }
 
     func testHeaderLengthLargerThanFile() throws {
@@ -75,12 +75,12 @@ final class CheckpointMalformedTests: XCTestCase {
         let headerBytes = try JSONSerialization.data(withJSONObject: header)
         let size = UInt64(try Data(contentsOf: weights).count)
         try write(headerBytes: headerBytes, data: data, declaredLength: size * 2)
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["header length", "exceeds the file"])
+        assertFormatError(try Checkpoint(directory: model), kind: .truncated, path: "model.safetensors", ["header length", "exceeds the file"])
     }
 
     func testFileTooShortForHeaderLength() throws {
         try Data([1, 2, 3]).write(to: weights)
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["truncated", "too short"])
+        assertFormatError(try Checkpoint(directory: model), kind: .truncated, path: "model.safetensors", ["truncated", "too short"])
     }
 
     func testOffsetsPastEnd() throws {
@@ -88,25 +88,25 @@ final class CheckpointMalformedTests: XCTestCase {
             let offsets = (entry["data_offsets"] as! [Int])
             entry["data_offsets"] = [dataLength, dataLength + offsets[1] - offsets[0]]
         }
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["'\(name)'", "past the end"])
+        assertFormatError(try Checkpoint(directory: model), kind: .truncated, path: "model.safetensors", ["'\(name)'", "past the end"])
     }
 
     func testSpanDisagreesWithShape() throws {
         let name = try editFirstTensor { entry, _ in
             entry["shape"] = (entry["shape"] as! [Int]).map { $0 * 2 }
         }
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["'\(name)'", "span", "needs"])
+        assertFormatError(try Checkpoint(directory: model), kind: .shapeMismatch, path: "model.safetensors", ["'\(name)'", "span", "needs"])
     }
 
     func testMalformedHeaderJSON() throws {
         let (_, data) = try parts()
         try write(headerBytes: Data("{\"gpt_neox.embed_in.weight\": {\"dtype\": ".utf8), data: data)
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["malformed", "JSON header"])
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "model.safetensors", ["malformed", "JSON header"])
     }
 
     func testUnknownDType() throws {
         let name = try editFirstTensor { entry, _ in entry["dtype"] = "Q4_K" }
-        assertFormatError(try Checkpoint(directory: model), path: "model.safetensors", ["'\(name)'", "unknown dtype", "Q4_K"])
+        assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "model.safetensors", ["'\(name)'", "unknown dtype", "Q4_K"])
     }
 
     func testMissingTensor() throws {
@@ -114,7 +114,7 @@ final class CheckpointMalformedTests: XCTestCase {
         let config = checkpoint.config
         assertFormatError(try checkpoint.tensor("gpt_neox.layers.\(config.numLayers).attention.dense.weight",
                                               shape: [config.hiddenSize, config.hiddenSize]),
-                        path: "model", ["missing tensor", "layers.\(config.numLayers).attention.dense.weight"])
+                        kind: .missingTensor, path: "model", ["missing tensor", "layers.\(config.numLayers).attention.dense.weight"])
     }
 
     func testShapeMismatchAgainstConfig() throws {
@@ -123,7 +123,7 @@ final class CheckpointMalformedTests: XCTestCase {
         let checkpoint = try Checkpoint(directory: model)
         let name = "gpt_neox.layers.0.mlp.dense_h_to_4h.weight"
         let expected = [checkpoint.config.intermediateSize, checkpoint.config.hiddenSize]
-        assertFormatError(try checkpoint.tensor(name, shape: expected), path: "model.safetensors",
+        assertFormatError(try checkpoint.tensor(name, shape: expected), kind: .shapeMismatch, path: "model.safetensors",
                         ["'\(name)'", "shape", "expected \(expected)", "config.json"])
     }
 
@@ -131,48 +131,48 @@ final class CheckpointMalformedTests: XCTestCase {
 
     func testMalformedConfig() throws {
         try Data("{\"hidden_size\": 8,".utf8).write(to: configURL)
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["malformed JSON"])
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["malformed JSON"])
     }
 
     func testConfigNotAnObject() throws {
         try Data("[1, 2]".utf8).write(to: configURL)
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["not a JSON object"])
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["not a JSON object"])
     }
 
     func testConfigMissingRequiredField() throws {
         try editConfig { $0.removeValue(forKey: "num_attention_heads") }
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["missing", "num_attention_heads"])
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["missing", "num_attention_heads"])
     }
 
     func testMissingConfig() throws {
         try FileManager.default.removeItem(at: configURL)
-        assertFormatError(try Checkpoint(directory: model), path: "model", ["no config.json"])
+        assertFormatError(try Checkpoint(directory: model), kind: .notFound, path: "model", ["no config.json"])
     }
 
     func testUnsupportedModelType() throws {
         try editConfig { $0["model_type"] = "llama" }
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["model_type", "llama", "not supported"])
+        assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "config.json", ["model_type", "llama", "not supported"])
     }
 
     func testUnsupportedActivation() throws {
         try editConfig { $0["hidden_act"] = "swiglu" }
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["hidden_act", "swiglu", "not supported"])
+        assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "config.json", ["hidden_act", "swiglu", "not supported"])
     }
 
     func testHiddenSizeNotDivisibleByHeads() throws {
         let original = try Checkpoint(directory: model).config
         try editConfig { $0["num_attention_heads"] = original.hiddenSize + 1 }
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["not divisible", "num_attention_heads"])
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["not divisible", "num_attention_heads"])
     }
 
     func testRopeScalingRefused() throws {
         try editConfig { $0["rope_scaling"] = ["type": "linear", "factor": 2] }
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["rope_scaling", "not supported"])
+        assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "config.json", ["rope_scaling", "not supported"])
     }
 
     func testRopeTypeRefused() throws {
         try editConfig { $0["rope_parameters"] = ["rope_type": "yarn", "rope_theta": 10000] }
-        assertFormatError(try Checkpoint(directory: model), path: "config.json", ["rope_type", "yarn", "not supported"])
+        assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "config.json", ["rope_type", "yarn", "not supported"])
     }
 
     // MARK: - Directories
@@ -180,16 +180,16 @@ final class CheckpointMalformedTests: XCTestCase {
     func testEmptyDirectory() throws {
         let empty = scratch.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
-        assertFormatError(try Checkpoint(directory: empty), path: "empty", ["no config.json"])
+        assertFormatError(try Checkpoint(directory: empty), kind: .notFound, path: "empty", ["no config.json"])
     }
 
     func testConfigButNoWeights() throws {
         try FileManager.default.removeItem(at: weights)
-        assertFormatError(try Checkpoint(directory: model), path: "model", ["no weights found", "config.json"])
+        assertFormatError(try Checkpoint(directory: model), kind: .notFound, path: "model", ["no weights found", "config.json"])
     }
 
     func testNonexistentPath() {
         let missing = scratch.appendingPathComponent("no-such-model")
-        assertFormatError(try Checkpoint(directory: missing), path: "no-such-model", ["does not exist"])
+        assertFormatError(try Checkpoint(directory: missing), kind: .notFound, path: "no-such-model", ["does not exist"])
     }
 }

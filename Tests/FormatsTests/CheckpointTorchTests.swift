@@ -50,32 +50,32 @@ final class CheckpointTorchTests: XCTestCase {
     // MARK: - Refused files
 
     func testNonContiguousTensorIsRefusedByName() {
-        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/noncontiguous.bin")),
+        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/noncontiguous.bin")), kind: .malformed,
                         path: "noncontiguous.bin", ["'transposed'", "not contiguous"])
     }
 
     func testForbiddenGlobalIsRefusedByName() {
-        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/forbidden_global.bin")),
+        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/forbidden_global.bin")), kind: .malformed,
                         path: "forbidden_global.bin", ["forbidden global", "system", "data.pkl"])
     }
 
     func testLegacyFormatIsRefused() {
-        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/legacy.bin")),
+        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/legacy.bin")), kind: .unsupported,
                         path: "legacy.bin", ["legacy", "torch>=1.6"])
     }
 
     func testCompressedStorageIsRefused() {
-        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/deflated_storage.bin")),
+        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/deflated_storage.bin")), kind: .unsupported,
                         path: "deflated_storage.bin", ["compressed", "/data/"])
     }
 
     func testBigEndianIsRefused() {
-        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/bigendian.bin")),
+        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/bigendian.bin")), kind: .unsupported,
                         path: "bigendian.bin", ["byteorder", "big", "little-endian"])
     }
 
     func testNonTensorEntryIsRefused() {
-        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/not_tensor.bin")),
+        assertFormatError(try TorchCheckpoint.read(CheckpointFixtures.url("torch/not_tensor.bin")), kind: .malformed,
                         path: "not_tensor.bin", ["'step'", "not a tensor"])
     }
 
@@ -97,9 +97,9 @@ final class CheckpointTorchTests: XCTestCase {
 
     func testTruncatedZipIsRefused() throws {
         let half = try damaged("half.bin") { $0.removeLast($0.count / 2) }
-        assertFormatError(try TorchCheckpoint.read(half), path: "half.bin", ["truncated"])
+        assertFormatError(try TorchCheckpoint.read(half), kind: .truncated, path: "half.bin", ["truncated"])
         let clipped = try damaged("clipped.bin") { $0.removeLast(10) }
-        assertFormatError(try TorchCheckpoint.read(clipped), path: "clipped.bin", ["truncated"])
+        assertFormatError(try TorchCheckpoint.read(clipped), kind: .truncated, path: "clipped.bin", ["truncated"])
     }
 
     func testRealCheckpointCutShortIsRefused() throws {
@@ -110,7 +110,7 @@ final class CheckpointTorchTests: XCTestCase {
         try handle.close()
         let cut = scratch.appendingPathComponent("pytorch_model.bin")
         try head.write(to: cut)
-        assertFormatError(try TorchCheckpoint.read(cut), path: "pytorch_model.bin", ["truncated"])
+        assertFormatError(try TorchCheckpoint.read(cut), kind: .truncated, path: "pytorch_model.bin", ["truncated"])
     }
 
     func testCorruptPickleFailsCRC() throws {
@@ -119,14 +119,14 @@ final class CheckpointTorchTests: XCTestCase {
         let url = try damaged("corrupt.bin") { bytes in
             for i in (pickle.dataOffset + 20)..<(pickle.dataOffset + 40) { bytes[i] ^= 0x5A }
         }
-        assertFormatError(try TorchCheckpoint.read(url), path: "corrupt.bin", ["data.pkl", "CRC"])
+        assertFormatError(try TorchCheckpoint.read(url), kind: .corrupt, path: "corrupt.bin", ["data.pkl", "CRC"])
     }
 
     func testMissingDataPklIsRefused() throws {
         let url = try damaged("nopickle.bin") { bytes in
             for offset in occurrences(of: "assorted/data.pkl", in: bytes) { bytes[offset + 16] = UInt8(ascii: "x") }
         }
-        assertFormatError(try TorchCheckpoint.read(url), path: "nopickle.bin", ["data.pkl"])
+        assertFormatError(try TorchCheckpoint.read(url), kind: .malformed, path: "nopickle.bin", ["data.pkl"])
     }
 
     func testMissingStorageIsRefused() throws {
@@ -135,16 +135,16 @@ final class CheckpointTorchTests: XCTestCase {
             XCTAssertEqual(hits.count, 2, "local and central headers")
             for offset in hits { bytes[offset + 14] = UInt8(ascii: "Z") }
         }
-        assertFormatError(try TorchCheckpoint.read(url), path: "nostorage.bin", ["storage '0'", "missing"])
+        assertFormatError(try TorchCheckpoint.read(url), kind: .malformed, path: "nostorage.bin", ["storage '0'", "missing"])
     }
 
     func testNotAZipIsRefused() throws {
         let url = scratch.appendingPathComponent("pytorch_model.bin")
         try Data("this is not a checkpoint at all, just text that is long enough".utf8).write(to: url)
-        assertFormatError(try TorchCheckpoint.read(url), path: "pytorch_model.bin", ["not a zip"])
+        assertFormatError(try TorchCheckpoint.read(url), kind: .malformed, path: "pytorch_model.bin", ["not a zip"])
         let empty = scratch.appendingPathComponent("empty.bin")
         try Data().write(to: empty)
-        assertFormatError(try TorchCheckpoint.read(empty), path: "empty.bin", ["not a zip"])
+        assertFormatError(try TorchCheckpoint.read(empty), kind: .malformed, path: "empty.bin", ["not a zip"])
     }
 
     /// A pickle cut anywhere stops with an error, never a crash or a silent partial dict.
@@ -211,7 +211,7 @@ final class CheckpointTorchTests: XCTestCase {
         let directory = try copyOfShardedBin()
         let shards = try XCTUnwrap(CheckpointFixtures.json("tiny-sharded-bin.json")["shards"] as? [String])
         try FileManager.default.removeItem(at: directory.appendingPathComponent(shards[1]))
-        assertFormatError(try Checkpoint(directory: directory), path: shards[1], ["shard", "missing"])
+        assertFormatError(try Checkpoint(directory: directory), kind: .notFound, path: shards[1], ["shard", "missing"])
     }
 
     func testIndexListingAbsentTensorIsRefused() throws {
@@ -223,6 +223,6 @@ final class CheckpointTorchTests: XCTestCase {
         map["gpt_neox.layers.9.phantom.weight"] = shard
         index["weight_map"] = map
         try JSONSerialization.data(withJSONObject: index).write(to: indexURL)
-        assertFormatError(try Checkpoint(directory: directory), path: shard, ["gpt_neox.layers.9.phantom.weight", "not"])
+        assertFormatError(try Checkpoint(directory: directory), kind: .missingTensor, path: shard, ["gpt_neox.layers.9.phantom.weight", "not"])
     }
 }

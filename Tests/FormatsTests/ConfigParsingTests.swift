@@ -55,7 +55,7 @@ final class ConfigParsingTests: XCTestCase {
     func testRopeParametersMustBeObject() throws {
         var json = try XCTUnwrap(v4Configs().first)
         json["rope_parameters"] = "default"
-        assertFormatError(try NeoXConfig(json: json, file: source), path: "config.json", ["rope_parameters", "object"])
+        assertFormatError(try NeoXConfig(json: json, file: source), kind: .malformed, path: "config.json", ["rope_parameters", "object"])
     }
 
     /// Through real JSON text, 1 is an integer and `true` is not (Linux Foundation blurs the two).
@@ -71,6 +71,6 @@ final class ConfigParsingTests: XCTestCase {
 
         json["num_hidden_layers"] = true
         let bad = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: json)) as? [String: Any])
-        assertFormatError(try NeoXConfig(json: bad, file: source), path: "config.json", ["num_hidden_layers", "integer"])
+        assertFormatError(try NeoXConfig(json: bad, file: source), kind: .malformed, path: "config.json", ["num_hidden_layers", "integer"])
     }
 }

@@ -93,13 +93,13 @@ final class ModelLocatorTests: XCTestCase {
     }
 
     func testRevisionsOfNonCacheFolder() {
-        assertFormatError(try ModelLocator.revisions(cacheRepo: scratch), path: scratch.lastPathComponent, ["refs/"])
+        assertFormatError(try ModelLocator.revisions(cacheRepo: scratch), kind: .malformed, path: scratch.lastPathComponent, ["refs/"])
     }
 
     func testMissingRevisionListsWhatExists() throws {
         try addRevision("step4", hash: String(repeating: "1", count: 40), target: tiny)
         try addRevision("step16", hash: String(repeating: "2", count: 40), target: tiny)
-        assertFormatError(try resolve("EleutherAI/pythia-mini@step999"),
+        assertFormatError(try resolve("EleutherAI/pythia-mini@step999"), kind: .notFound,
                         ["step999", "refs/step999", "Models/", "step4, step16"])
     }
 
@@ -107,12 +107,12 @@ final class ModelLocatorTests: XCTestCase {
         try addRevision("main", hash: String(repeating: "1", count: 40), target: tiny)
         let ref = repository.appendingPathComponent("refs/step4")
         try Data(String(repeating: "3", count: 40).utf8).write(to: ref)
-        assertFormatError(try resolve("EleutherAI/pythia-mini@step4"), path: String(repeating: "3", count: 40),
+        assertFormatError(try resolve("EleutherAI/pythia-mini@step4"), kind: .notFound, path: String(repeating: "3", count: 40),
                         ["step4", "snapshot", "missing"])
     }
 
     func testModelNotInCache() {
-        assertFormatError(try resolve("EleutherAI/pythia-70m"),
+        assertFormatError(try resolve("EleutherAI/pythia-70m"), kind: .notFound,
                         ["EleutherAI/pythia-70m", "models--EleutherAI--pythia-70m", "Models/pythia-70m"])
     }
 
@@ -136,9 +136,9 @@ final class ModelLocatorTests: XCTestCase {
         try fileManager.createDirectory(at: relative, withIntermediateDirectories: true)
         XCTAssertEqual(try resolve("some/model").path, relative.path)
         XCTAssertEqual(try resolve("~/some/model").path, relative.path)
-        assertFormatError(try resolve(tiny.appendingPathComponent("config.json").path), path: "config.json", ["is a file"])
-        assertFormatError(try resolve("/nonexistent/deep/path"), path: "/nonexistent/deep/path", ["does not exist"])
-        assertFormatError(try resolve(""), ["empty"])
+        assertFormatError(try resolve(tiny.appendingPathComponent("config.json").path), kind: .notFound, path: "config.json", ["is a file"])
+        assertFormatError(try resolve("/nonexistent/deep/path"), kind: .notFound, path: "/nonexistent/deep/path", ["does not exist"])
+        assertFormatError(try resolve(""), kind: .invalidArgument, ["empty"])
     }
 
     func testRepositoryIDParsing() {
