@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Results", "NeoX", "Formats", "ProbeStats", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Results", "Formats", "TestSupport"]),
-        .testTarget(name: "neoxprobeTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "neoxprobeTests", dependencies: ["Formats", "TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )
