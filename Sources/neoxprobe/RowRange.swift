@@ -50,13 +50,6 @@ struct RowRange: ExpressibleByArgument, CustomStringConvertible, Equatable, Send
 
     private init() {}
 
-    /// The range inside `0..<count`, or nil when it is empty or reaches past `count`.
-    func resolved(count: Int) -> Range<Int>? {
-        let end = upper ?? count
-        guard lowerBound < end, end <= count else { return nil }
-        return lowerBound..<end
-    }
-
     /// The canonical text (`a:b`, `a:`, `:b`, `a`), as the libraries parse it and results record it.
     var description: String {
         if isSingle { return "\(lowerBound)" }

@@ -96,8 +96,8 @@ struct RunCommand: ParsableCommand {
         print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
         print("input   \(B)×\(T) tokens")
         print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB):")
-        for name in available where activations[name] != nil {
-            print("        \(name) \(activations[name]!.shape)")
+        for name in available {
+            if let tensor = activations[name] { print("        \(name) \(tensor.shape)") }
         }
         print("time    load \(seconds(started, loaded)), forward \(String(format: "%.3fs", best)) (\(String(format: "%.1f", Double(B * T) / best)) tokens/s over \(layersRun) layers\(repeats > 1 ? ", best of \(repeats)" : "")), write \(seconds(computed, written))")
     }
