@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Results", "NeoX", "Formats", "ProbeStats", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Results", "Formats", "TestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "neoxprobeTests", dependencies: ["TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "neoxprobeTests", dependencies: ["Formats", "TestSupport"], swiftSettings: strictSettings),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -94,6 +94,15 @@ public struct IndexedDataset: Sendable {
         try validate()
     }
 
+    /// The Megatron prefix a path names: `PREFIX.bin`, `PREFIX.idx`, or `PREFIX` itself when
+    /// `PREFIX.idx` exists and the name is not a text corpus's (`.jsonl`, `.jsonl.zst`, `.txt`).
+    /// Commands that accept either kind of corpus use this one rule to tell them apart.
+    public static func prefix(forPath path: String) -> String? {
+        for ext in [".bin", ".idx"] where path.hasSuffix(ext) { return String(path.dropLast(ext.count)) }
+        if PileReader.Format.infer(fromPath: path) == nil, FileManager.default.fileExists(atPath: path + ".idx") { return path }
+        return nil
+    }
+
     private static func hasMagic(_ file: MappedFile) -> Bool {
         guard file.count >= 9 else { return false }
         return (0..<9).allSatisfy { file.load(fromByteOffset: $0, as: UInt8.self) == magic[$0] }

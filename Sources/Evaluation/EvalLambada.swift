@@ -32,6 +32,16 @@ public struct LambadaRequest: Sendable, Equatable {
         return LambadaRequest(context: contextIDs, continuation: Array(whole.dropFirst(contextIDs.count)))
     }
 
+    /// Every example's request, in order, encoded in parallel (the tokenizer is thread-safe).
+    /// The one place LAMBADA text becomes token ids, for the evaluator and the sweep alike.
+    public static func encode(_ examples: [LambadaExample], tokenizer: any TextTokenizer,
+                              endOfText: Int32) throws -> [LambadaRequest] {
+        try EvalConcurrency.map(examples) { example in
+            try encode(context: example.context, continuation: example.target, endOfText: endOfText,
+                       encode: { try tokenizer.encode($0) })
+        }
+    }
+
     /// `(s.rstrip(), the stripped tail)` with Python's definition of whitespace: Unicode
     /// White_Space plus U+001C…U+001F (which `str.isspace` also accepts), on code points.
     public static func splitTrailingPythonWhitespace(_ s: String) -> (String, String) {
@@ -126,11 +136,7 @@ public struct LambadaEvaluator: Sendable {
 
     /// Encodes examples (in parallel: the tokenizer is thread-safe).
     public func requests(for examples: [LambadaExample]) throws -> [LambadaRequest] {
-        let tokenizer = self.tokenizer, endOfText = self.endOfText
-        return try EvalConcurrency.map(examples) { example in
-            try LambadaRequest.encode(context: example.context, continuation: example.target, endOfText: endOfText,
-                                      encode: { try tokenizer.encode($0) })
-        }
+        try LambadaRequest.encode(examples, tokenizer: tokenizer, endOfText: endOfText)
     }
 
     /// Scores the first `limit` examples (all when nil).

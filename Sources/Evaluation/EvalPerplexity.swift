@@ -17,9 +17,11 @@ public struct StridedWindows: Sendable, Equatable, CustomStringConvertible {
 
     /// - Throws: `EvalError` unless `2 ≤ window` and `1 ≤ stride ≤ window`.
     public init(window: Int, stride: Int) throws {
-        guard window >= 2 else { throw EvalError(.invalidSetting, "the window must be at least 2 tokens, got \(window)") }
+        guard window >= 2 else {
+            throw EvalError(.invalidSetting, setting: .window, "the window must be at least 2 tokens, got \(window)")
+        }
         guard stride >= 1, stride <= window else {
-            throw EvalError(.invalidSetting, "the stride must be between 1 and the window (\(window)), got \(stride)")
+            throw EvalError(.invalidSetting, setting: .stride, "the stride must be between 1 and the window (\(window)), got \(stride)")
         }
         self.window = window
         self.stride = stride

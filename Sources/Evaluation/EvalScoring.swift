@@ -202,11 +202,31 @@ public struct EvalError: Error, CustomStringConvertible, Equatable, Sendable {
         case `internal`
     }
 
+    /// An evaluator setting an error can be about. Callers that expose settings under other names
+    /// (a command line's flags) use it to say which of theirs was wrong.
+    public enum Setting: String, Sendable, Equatable {
+        /// `StridedWindows.window` / `PerplexityCorpus.Windowing.window`.
+        case window
+        /// `StridedWindows.stride` / `PerplexityCorpus.Windowing.stride`.
+        case stride
+        /// `PerplexityCorpus.Selection.start` / `end`: which documents or rows.
+        case selection
+        /// `PerplexityCorpus.Selection.limit` (documents or rows), or LAMBADA's example limit.
+        case limit
+        /// `PerplexityCorpus.Selection.maxTokens`.
+        case maxTokens
+        /// `PerplexityCorpus.Windowing.endOfDocument`.
+        case endOfDocument
+    }
+
     public let kind: Kind
     public let message: String
+    /// The setting at fault, for `.invalidSetting` errors (and inputs a setting selected).
+    public let setting: Setting?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, setting: Setting? = nil, _ message: String) {
         self.kind = kind
+        self.setting = setting
         self.message = message
     }
 

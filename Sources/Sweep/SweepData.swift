@@ -26,19 +26,12 @@ public enum SweepDataSpec: Sendable, Equatable {
 
     public var needsTokenizer: Bool { if case .text = self { return true } else { return false } }
 
-    /// The Megatron prefix a path names: `PREFIX.bin`, `PREFIX.idx`, or `PREFIX` with a `PREFIX.idx`.
-    public static func indexedPrefix(_ path: String) -> String? {
-        for ext in [".bin", ".idx"] where path.hasSuffix(ext) { return String(path.dropLast(ext.count)) }
-        if PileReader.Format.infer(fromPath: path) == nil, FileManager.default.fileExists(atPath: path + ".idx") { return path }
-        return nil
-    }
-
     /// Builds a spec from the command-line pieces, rejecting combinations that do not apply.
     public static func parse(data: String, rows: String?, batchOfStep: Int?, batchSize: Int, sequenceLength: Int?,
                              maxSequences: Int?, endOfDocument: Int32 = 0) throws -> SweepDataSpec {
         let length = sequenceLength ?? 2048
         guard length >= 2 else { throw SweepError(.invalidOption, "--seq-len must be at least 2, got \(length)") }
-        if let prefix = indexedPrefix(data) {
+        if let prefix = IndexedDataset.prefix(forPath: data) {
             let absolute = URL(fileURLWithPath: prefix).standardizedFileURL.path
             guard FileManager.default.fileExists(atPath: absolute + ".idx"), FileManager.default.fileExists(atPath: absolute + ".bin") else {
                 throw SweepError(.notFound, "--data \(data): missing \(absolute).bin or \(absolute).idx")

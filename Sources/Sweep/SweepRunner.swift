@@ -97,10 +97,7 @@ public struct SweepRunner {
             }
             let examples = Array(try LambadaDataset.load(path: lambadaPath).prefix(options.lambadaLimit ?? Int.max))
             guard !examples.isEmpty else { throw SweepError(.invalidData, "LAMBADA data \(lambadaPath) has no examples") }
-            lambadaRequests = try EvalConcurrency.map(examples) { example in
-                try LambadaRequest.encode(context: example.context, continuation: example.target, endOfText: 0,
-                                          encode: { try tokenizer.encode($0) })
-            }
+            lambadaRequests = try LambadaRequest.encode(examples, tokenizer: tokenizer, endOfText: 0)
         }
 
         // References.
@@ -242,7 +239,7 @@ public struct SweepRunner {
                                                         perplexity: wantPerplexity, topK: options.topK)
                 let forwardStart = DispatchTime.now()
                 try measurement.run(sequences: sequences, tokensPerBatch: options.tokensPerBatch, cache: cache, writer: writer) { tokens in
-                    let seconds = Self.seconds(since: forwardStart)
+                    let seconds = WallClock.seconds(since: forwardStart)
                     let total = sequences.count * (sequences.first?.count ?? 0)
                     tokensPerSecond = seconds > 0 ? Double(tokens) / seconds : nil
                     progress.update(index: k + 1, total: jobs.count, step: step, stage: "forward",
@@ -284,7 +281,7 @@ public struct SweepRunner {
             try context.writeRunJSON(status: k + 1 == jobs.count ? "complete" : "running")
             processed.append(step)
             let what = job.writeFiles ? (job.missing.isEmpty ? "recorded" : job.missing.map(\.rawValue).joined(separator: ",")) : "reference activations"
-            progress.finished(index: k + 1, total: jobs.count, step: step, seconds: Self.seconds(since: started),
+            progress.finished(index: k + 1, total: jobs.count, step: step, seconds: WallClock.seconds(since: started),
                               tokensPerSecond: tokensPerSecond, what: what)
             _ = identical
         }
@@ -297,10 +294,6 @@ public struct SweepRunner {
         let rowCount = try MetricsCSV.read(contentsOf: output.appendingPathComponent("metrics.csv")).count
         return SweepSummary(processedSteps: processed, skippedSteps: skipped.sorted(), identical: identical,
                             metricsRowCount: rowCount, fingerprint: fingerprint)
-    }
-
-    static func seconds(since start: DispatchTime) -> Double {
-        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
 
     // MARK: - Output directory

@@ -30,35 +30,34 @@ struct BatchCommand: ParsableCommand {
     @Option(name: .long, help: "0-based training step whose batch to print.")
     var step: Int?
 
-    @Option(name: .customLong("batch-size"), help: "Rows per step (Pythia: 1024).")
+    @Option(name: .customLong("batch-size"), help: "Rows per step (Pythia: 1024; at most \(NumericLimits.maxBatchSize)).")
     var batchSize: Int = 1024
 
-    @Option(name: .long, help: "a:b — batch positions a..b-1 with --step, absolute rows a..b-1 without.")
-    var rows: String?
+    @Option(name: .long, help: ArgumentHelp("a:b — batch positions a..b-1 with --step, absolute rows a..b-1 without.", valueName: "a:b"),
+            transform: RowRange.parse)
+    var rows: RowRange?
 
     @Flag(name: .long, help: "Print the rows decoded to text (needs a tokenizer).")
     var decode = false
 
-    @Option(name: .long, help: "Tokenizer file for --decode (default: tokenizer/20B_tokenizer.json or ../shared/tokenizer/20B_tokenizer.json).")
-    var tokenizer: String?
+    @OptionGroup var tokenizerOptions: TokenizerOptions
 
     func validate() throws {
         if step == nil && rows == nil {
             throw ValidationError("give --step N (a training step's batch) and/or --rows a:b")
         }
-        if let step, step < 0 { throw ValidationError("--step must be >= 0 (got \(step))") }
-        if batchSize <= 0 { throw ValidationError("--batch-size must be positive (got \(batchSize))") }
-        if tokenizer != nil && !decode { throw ValidationError("--tokenizer is only used with --decode") }
+        try NumericLimits.checkBatch(step: step, batchSize: batchSize, stepFlag: "--step")
+        if tokenizerOptions.tokenizer != nil && !decode { throw ValidationError("--tokenizer is only used with --decode") }
     }
 
     func run() throws {
         let dataset = try IndexedDataset(prefix: data)
-        guard dataset.count > 0 else { throw ValidationError("\(dataset.indexPath) has no rows") }
-        let selected = try RowSelection.rows(step: step, batchSize: batchSize, rows: rows, rowCount: dataset.count)
+        guard dataset.count > 0 else { throw CommandFailure("\(dataset.indexPath) has no rows") }
+        let selected = try RowSelection.rows(step: step, batchSize: batchSize, rows: rows?.description, rowCount: dataset.count)
 
         let textTokenizer: (any TextTokenizer)?
         if decode {
-            let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: nil, fallbacks: SearchPaths.tokenizers)
+            let url = try tokenizerOptions.locate(modelDirectory: nil)
             textTokenizer = try TokenizerLoader.load(url)
         } else {
             textTokenizer = nil

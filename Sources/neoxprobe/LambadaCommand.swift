@@ -1,11 +1,7 @@
 import ArgumentParser
 import Corpus
 import Evaluation
-import Formats
 import Foundation
-import Report
-import Results
-import Sweep
 
 /// `neoxprobe lambada`: LAMBADA accuracy and perplexity, computed as lm-evaluation-harness 0.4.5's
 /// `lambada_openai` task computes them with its `hf` model, but with logits only at the targets.
@@ -24,7 +20,7 @@ struct LambadaCommand: ParsableCommand {
 
     static let defaultData = "../shared/data/lambada/lambada_test.jsonl"
 
-    @OptionGroup var modelOptions: EvalModelOptions
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(name: .long, help: "LAMBADA jsonl, one {\"text\": ...} a line (default: \(defaultData)).")
     var data: String?
@@ -46,12 +42,12 @@ struct LambadaCommand: ParsableCommand {
         let start = DispatchTime.now()
         let dataPath = try requireFile(data ?? Self.defaultData,
                                        what: data == nil ? "LAMBADA data (default path; pass --data)" : "LAMBADA data")
-        let setup = try modelOptions.load()
+        let setup = try modelOptions.loadEvalSetup()
         let examples = try LambadaDataset.load(path: dataPath)
-        let loaded = EvalOutput.seconds(since: start)
+        let loaded = WallClock.seconds(since: start)
         let evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)
         let result = try evaluator.evaluate(examples: examples, limit: limit)
-        let total = EvalOutput.seconds(since: start)
+        let total = WallClock.seconds(since: start)
 
         if json {
             var object = setup.provenance(command: "lambada")

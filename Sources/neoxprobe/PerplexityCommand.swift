@@ -1,17 +1,10 @@
 import ArgumentParser
 import Corpus
 import Evaluation
-import Formats
 import Foundation
-import NeoX
-import Report
-import Results
-import Sweep
 
-/// `neoxprobe perplexity`: token-level mean NLL and perplexity of a model over a corpus.
-///
-/// Logits are never held for a whole batch: `ln_final` output is unembedded a chunk of scored rows
-/// at a time and reduced to log-sum-exp − target logit, summed in Float64 (see `BatchScorer`, `LogSoftmax`).
+/// `neoxprobe perplexity`: token-level mean NLL and perplexity of a model over a corpus, scored by
+/// `PerplexityEvaluator`; this command only turns flags into a `PerplexityCorpus` and prints.
 struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "perplexity",
@@ -29,7 +22,7 @@ struct PerplexityCommand: ParsableCommand {
         perplexity = exp(total NLL / scored tokens).
         """)
 
-    @OptionGroup var modelOptions: EvalModelOptions
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(name: .long, help: "Corpus: .jsonl, .jsonl.zst, .txt, or a Megatron dataset (PREFIX, PREFIX.bin, PREFIX.idx).")
     var data: String
@@ -43,8 +36,9 @@ struct PerplexityCommand: ParsableCommand {
     @Flag(name: .long, help: "Score each document as its own stream and report each (text corpora).")
     var perDocument = false
 
-    @Option(name: .long, help: "Documents (text) or rows (.bin) to use: a:b, a:, :b or a (0-based, b exclusive).")
-    var rows: String?
+    @Option(name: .long, help: ArgumentHelp("Documents (text) or rows (.bin) to use: a:b, a:, :b or a (0-based, b exclusive).", valueName: "a:b"),
+            transform: RowRange.parse)
+    var rows: RowRange?
 
     @Option(name: .long, help: "Use at most N documents or rows (after --rows).")
     var limit: Int?
@@ -58,147 +52,88 @@ struct PerplexityCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
     var json = false
 
+    /// The flag behind each evaluator setting, for its errors.
+    static let flags: [EvalError.Setting: String] = [
+        .window: "--window", .stride: "--stride", .selection: "--rows", .limit: "--limit",
+        .maxTokens: "--max-tokens", .endOfDocument: "--eod",
+    ]
+
     func validate() throws {
+        if let window, window < 2 { throw ValidationError("--window must be at least 2 tokens, got \(window)") }
+        if let stride, stride < 1 { throw ValidationError("--stride must be at least 1 token, got \(stride)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1, got \(maxTokens)") }
     }
 
-    /// A Megatron dataset prefix when `path` names one (PREFIX.bin / PREFIX.idx / PREFIX with PREFIX.idx).
-    static func indexedPrefix(_ path: String) -> String? {
-        for ext in [".bin", ".idx"] where path.hasSuffix(ext) { return String(path.dropLast(ext.count)) }
-        if PileReader.Format.infer(fromPath: path) == nil, FileManager.default.fileExists(atPath: path + ".idx") { return path }
-        return nil
+    /// The corpus the flags describe; checked before the model is loaded, so a wrong path fails fast.
+    func corpus() throws -> PerplexityCorpus {
+        let selection = PerplexityCorpus.Selection(start: rows?.lowerBound ?? 0, end: rows?.upperBound,
+                                                   limit: limit, maxTokens: maxTokens)
+        if let prefix = IndexedDataset.prefix(forPath: data) {
+            if window != nil || stride != nil || perDocument {
+                throw CommandFailure("--window, --stride and --per-document apply to text corpora; .bin rows use Pythia's convention (input = row[:-1], targets = row[1:])")
+            }
+            return .rows(prefix: prefix, selection: selection)
+        }
+        _ = try requireFile(data, what: "corpus")
+        let windowing = PerplexityCorpus.Windowing(window: window, stride: stride, perDocument: perDocument, endOfDocument: eod)
+        return .text(path: data, windowing: windowing, selection: selection)
     }
 
     func run() throws {
         let start = DispatchTime.now()
-        let prefix = Self.indexedPrefix(data)
-        if prefix == nil { _ = try requireFile(data, what: "corpus") }
-        if prefix != nil && (window != nil || stride != nil || perDocument) {
-            throw EvalInputError("--window, --stride and --per-document apply to text corpora; .bin rows use Pythia's convention (input = row[:-1], targets = row[1:])")
+        let corpus = try corpus()
+        let setup = try modelOptions.loadEvalSetup()
+        let result: PerplexityResult
+        do {
+            result = try PerplexityEvaluator(model: setup.model, tokenizer: setup.tokenizer).evaluate(corpus)
+        } catch let error as EvalError {
+            throw CommandFailure(error, flags: Self.flags)
         }
-        let setup = try modelOptions.load()
-        let maxPositions = setup.model.config.maxPositionEmbeddings
-        let scorer = BatchScorer(model: setup.model)
-        var accumulator = PerplexityAccumulator(scorer: scorer)
-        var budget = maxTokens ?? Int.max
-        var convention: String
-        var mode: String
-        var windowing: StridedWindows?
-        var units = 0          // documents or rows used
-
-        if let prefix {
-            mode = "rows"
-            let dataset = try IndexedDataset(prefix: prefix)
-            var selected = try RowSelection.rows(step: nil, batchSize: 0, rows: rows, rowCount: dataset.count)
-            if let limit { selected = Array(selected.prefix(limit)) }
-            convention = "Pythia training convention: input = row[:-1], targets = row[1:] (each row scored on its own, every token after the row's first)"
-            for r in selected where budget > 0 {
-                var row = try dataset.row(r)
-                if row.count - 1 > maxPositions {
-                    throw EvalInputError("\(prefix).bin row \(r) has \(row.count) tokens: its input of \(row.count - 1) exceeds the model's context (max_position_embeddings = \(maxPositions))")
-                }
-                if row.count - 1 > budget { row = Array(row.prefix(budget + 1)) }
-                let job = ShiftedRow.job(for: row)
-                budget -= job.targets.count
-                try accumulator.add(job, owner: r)
-                units += 1
-            }
-        } else {
-            mode = perDocument ? "per-document" : "packed"
-            let T = window ?? maxPositions
-            guard T <= maxPositions else {
-                throw EvalInputError("--window \(T) exceeds the model's context (max_position_embeddings = \(maxPositions))")
-            }
-            let windows = try StridedWindows(window: T, stride: stride ?? max(1, T / 2))
-            windowing = windows
-            convention = (perDocument ? "each document is its own stream (no EOD); " : "documents packed into one stream, each followed by EOD (id \(eod)); ")
-                + windows.description
-            let range = try rows.map { try RowSelection.parseRange($0, upperLimit: Int.max) } ?? 0..<Int.max
-            let reader = try PileReader(path: data)
-            var stream = try reader.makeStream()
-            var packed = StridedWindowStream(windows)   // holds one window's tokens, not the corpus
-            var index = -1
-            let tokenizer = setup.tokenizer
-            // Documents are read and tokenized in small groups, in parallel, and stop as soon as
-            // the limits are reached.
-            var finished = false
-            while !finished {
-                var group: [(Int, String)] = []
-                while group.count < 64, let document = try stream.next() {
-                    index += 1
-                    if index < range.lowerBound { continue }
-                    if index >= range.upperBound || (limit.map { units + group.count >= $0 } ?? false) { finished = true; break }
-                    group.append((index, document.text))
-                }
-                if group.isEmpty { break }
-                let encoded = try EvalConcurrency.map(group.map(\.1)) { try tokenizer.encode($0) }
-                for (k, ids) in encoded.enumerated() {
-                    guard budget > 0 else { finished = true; break }
-                    units += 1
-                    if perDocument {
-                        let kept = ids.count - 1 > budget ? Array(ids.prefix(budget + 1)) : ids
-                        let jobs = windows.jobs(for: kept)
-                        budget -= jobs.reduce(0) { $0 + $1.targets.count }
-                        for job in jobs { try accumulator.add(job, owner: group[k].0) }
-                        if jobs.isEmpty { try accumulator.add(ScoringJob(tokens: [], targets: []), owner: group[k].0) }
-                    } else if !ids.isEmpty {
-                        // The stream holds at most budget + 1 tokens: its first is never scored.
-                        let capacity = budget == Int.max ? Int.max : budget + 1
-                        let document = Array((ids + [eod]).prefix(capacity - packed.count))
-                        for job in packed.append(document) { try accumulator.add(job, owner: 0) }
-                        if packed.count >= capacity { finished = true; break }
-                    }
-                }
-            }
-            if !perDocument {
-                for job in packed.finish() { try accumulator.add(job, owner: 0) }
-            }
-            if units == 0 { throw EvalInputError("\(data): no documents selected (check --rows / --limit)") }
-        }
-
-        let (total, perOwner) = try accumulator.finish()
-        guard total.tokens > 0 else {
-            throw EvalInputError("\(data): nothing to score (every selected stream is shorter than 2 tokens)")
-        }
-        let seconds = EvalOutput.seconds(since: start)
-
+        let seconds = WallClock.seconds(since: start)
         if json {
-            var object = setup.provenance(command: "perplexity")
-            object["data"] = JSONValue(URL(fileURLWithPath: data).standardizedFileURL.path)
-            object["mode"] = JSONValue(mode)
-            object["convention"] = JSONValue(convention)
-            if let windowing { object["window"] = JSONValue(windowing.window); object["stride"] = JSONValue(windowing.stride) }
-            if let rows { object["selection"] = JSONValue(rows) }
-            if let limit { object["limit"] = JSONValue(limit) }
-            if let maxTokens { object["max_tokens"] = JSONValue(maxTokens) }
-            object["units"] = JSONValue(units)
-            object["n"] = JSONValue(total.tokens)
-            object["nll"] = JSONValue(total.nll)
-            object["nll_sum"] = JSONValue(total.nllSum)
-            object["perplexity"] = JSONValue(total.perplexity)
-            object["seconds"] = JSONValue(seconds)
-            if mode != "packed" {
-                object[mode == "rows" ? "rows" : "documents"] = .array(perOwner.map {
-                    ["index": JSONValue($0.owner), "tokens": JSONValue($0.total.tokens), "nll": JSONValue($0.total.nll),
-                     "perplexity": JSONValue($0.total.perplexity)]
-                })
-            }
-            try EvalOutput.printJSON(object)
+            try EvalOutput.printJSON(jsonObject(result, setup: setup, seconds: seconds))
         } else {
-            print("model       \(setup.modelSummary)")
-            if prefix == nil { print("tokenizer   \(setup.tokenizerURL.path)") }
-            print("data        \(data) (\(mode), \(units) \(mode == "rows" ? "rows" : "documents"))")
-            print("convention  \(convention)")
-            if mode != "packed" {
-                for item in perOwner {
-                    print("  \(mode == "rows" ? "row" : "doc") \(item.owner): \(item.total.tokens) tokens, nll \(EvalOutput.format(item.total.nll)), perplexity \(EvalOutput.format(item.total.perplexity))")
-                }
-            }
-            print("tokens      \(total.tokens) scored")
-            print("nll         \(EvalOutput.format(total.nll, digits: 6)) nats/token")
-            print("perplexity  \(EvalOutput.format(total.perplexity, digits: 6))")
-            print("time        \(EvalOutput.format(seconds, digits: 2)) s")
+            printText(result, setup: setup, seconds: seconds)
         }
+    }
+
+    func jsonObject(_ result: PerplexityResult, setup: EvalSetup, seconds: Double) -> [String: JSONValue] {
+        var object = setup.provenance(command: "perplexity")
+        object["data"] = JSONValue(URL(fileURLWithPath: data).standardizedFileURL.path)
+        object["mode"] = JSONValue(result.mode.rawValue)
+        object["convention"] = JSONValue(result.convention)
+        if let windows = result.windows { object["window"] = JSONValue(windows.window); object["stride"] = JSONValue(windows.stride) }
+        if let rows { object["selection"] = JSONValue(rows.description) }
+        if let limit { object["limit"] = JSONValue(limit) }
+        if let maxTokens { object["max_tokens"] = JSONValue(maxTokens) }
+        object["units"] = JSONValue(result.unitCount)
+        object["n"] = JSONValue(result.total.tokens)
+        object["nll"] = JSONValue(result.total.nll)
+        object["nll_sum"] = JSONValue(result.total.nllSum)
+        object["perplexity"] = JSONValue(result.total.perplexity)
+        object["seconds"] = JSONValue(seconds)
+        if result.mode != .packed {
+            object[result.mode == .rows ? "rows" : "documents"] = .array(result.units.map {
+                ["index": JSONValue($0.index), "tokens": JSONValue($0.total.tokens), "nll": JSONValue($0.total.nll),
+                 "perplexity": JSONValue($0.total.perplexity)]
+            })
+        }
+        return object
+    }
+
+    func printText(_ result: PerplexityResult, setup: EvalSetup, seconds: Double) {
+        let isRows = result.mode == .rows
+        print("model       \(setup.modelSummary)")
+        if !isRows { print("tokenizer   \(setup.tokenizerURL.path)") }
+        print("data        \(data) (\(result.mode.rawValue), \(result.unitCount) \(isRows ? "rows" : "documents"))")
+        print("convention  \(result.convention)")
+        for unit in result.units {
+            print("  \(isRows ? "row" : "doc") \(unit.index): \(unit.total.tokens) tokens, nll \(EvalOutput.format(unit.total.nll)), perplexity \(EvalOutput.format(unit.total.perplexity))")
+        }
+        print("tokens      \(result.total.tokens) scored")
+        print("nll         \(EvalOutput.format(result.total.nll, digits: 6)) nats/token")
+        print("perplexity  \(EvalOutput.format(result.total.perplexity, digits: 6))")
+        print("time        \(EvalOutput.format(seconds, digits: 2)) s")
     }
 }

@@ -1,10 +1,6 @@
 import ArgumentParser
-import Evaluation
-import Formats
 import Foundation
 import Report
-import Results
-import Sweep
 
 /// `neoxprobe report RESULTS`: turns a sweep's metrics.csv into a self-contained report.html.
 struct ReportCommand: ParsableCommand {
@@ -21,7 +17,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let directory = URL(fileURLWithPath: results)
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("metrics.csv").path) else {
-            throw ValidationError("no metrics.csv in \(directory.path)")
+            throw CommandFailure("no metrics.csv in \(directory.path) (give the results directory a sweep wrote)")
         }
         let written = try HTMLReport.generate(results: directory, output: output.map { URL(fileURLWithPath: $0) })
         print("wrote \(written.path)")

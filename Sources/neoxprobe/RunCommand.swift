@@ -17,8 +17,7 @@ struct RunCommand: ParsableCommand {
         [B, T, d] (logits [B, T, V]).
         """)
 
-    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(name: .long, help: "@FILE with one sequence of whitespace-separated token ids per line (B equal-length lines = a batch of B), or the ids inline.")
     var tokens: String?
@@ -26,39 +25,42 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "A UTF-8 text file to tokenize as one sequence.")
     var text: String?
 
-    @Option(name: .long, help: "tokenizer.json or SentencePiece .model for --text (default: located next to the model).")
-    var tokenizer: String?
-
     @Flag(name: .long, help: "With --text: keep the first max_position_embeddings tokens instead of failing.")
     var truncate = false
 
-    @Option(name: .long, help: "Hooks to capture: comma-separated glob patterns.")
-    var hooks: String
+    @Option(name: .long, help: ArgumentHelp("Hooks to capture: comma-separated glob patterns; each must match a hook of the model.", valueName: "patterns"),
+            transform: HookPatterns.parse)
+    var hooks: HookPatterns
 
     @Option(name: .long, help: "Output .safetensors file (written atomically).")
     var out: String
 
-    @Option(name: .long, help: GeluChoice.help)
-    var gelu: GeluChoice?
-
     @Option(name: .long, help: ArgumentHelp("Run the forward pass N times and report the fastest (benchmarking).", visibility: .hidden))
     var repeats = 1
 
+    /// More passes than this is a mistake, not a benchmark (each is a full forward pass).
+    static let maxRepeats = 1000
+
     func validate() throws {
+        guard (1...Self.maxRepeats).contains(repeats) else {
+            throw ValidationError("--repeats must be between 1 and \(Self.maxRepeats), got \(repeats)")
+        }
         if (tokens == nil) == (text == nil) { throw ValidationError("give exactly one of --tokens @FILE or --text FILE") }
         if truncate && text == nil { throw ValidationError("--truncate applies only to --text") }
     }
 
     func run() throws {
         let started = Date()
-        let directory = try ModelLocator.resolve(model, modelFolders: SearchPaths.modelFolders)
+        let directory = try ModelLocator.resolve(modelOptions.model, modelFolders: SearchPaths.modelFolders)
         let checkpoint = try Checkpoint(directory: directory)
         let config = checkpoint.config
 
         // The plan decides what to load: only the blocks (and unembedding) the capture needs.
-        let plan = try ForwardPlan(config: config, capture: HookFilter(hooks))
-        guard !plan.hooks.isEmpty else { throw ValidationError("--hooks '\(hooks)' selects no hooks") }
-        let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: gelu?.activation)
+        let plan: ForwardPlan
+        do { plan = try ForwardPlan(config: config, capture: hooks.filter) } catch let error as NeoXError where error.kind == .unknownHook {
+            throw CommandFailure("--hooks: \(error.message)")
+        }
+        let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: modelOptions.activation)
         let loaded = Date()
 
         let batch = try readInput(config: config, modelDirectory: directory)
@@ -76,7 +78,7 @@ struct RunCommand: ParsableCommand {
 
         let outURL = URL(fileURLWithPath: out)
         try SafeTensorsWriter.write(activations.byName, to: outURL, metadata: [
-            "model": directory.path, "hooks": hooks, "activation": network.activation.rawValue,
+            "model": directory.path, "hooks": hooks.description, "activation": network.activation.rawValue,
             "batch": "\(batch.count)", "length": "\(batch[0].count)", "format": "neoxprobe run \(NeoXProbeVersion.string)",
         ])
         let written = Date()
@@ -86,7 +88,10 @@ struct RunCommand: ParsableCommand {
         func seconds(_ a: Date, _ b: Date) -> String { String(format: "%.2fs", b.timeIntervalSince(a)) }
         print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
         print("input   \(B)×\(T) tokens")
-        print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)")
+        print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB):")
+        for point in activations.points {
+            if let tensor = activations[point] { print("        \(point.name) \(tensor.shape)") }
+        }
         print("time    load \(seconds(started, loaded)), forward \(String(format: "%.3fs", best)) (\(String(format: "%.1f", Double(B * T) / best)) tokens/s over \(layersRun) layers\(repeats > 1 ? ", best of \(repeats)" : "")), write \(seconds(computed, written))")
     }
 
@@ -96,7 +101,7 @@ struct RunCommand: ParsableCommand {
             let source: String, name: String
             if tokens.hasPrefix("@") {
                 name = String(tokens.dropFirst())
-                guard let data = FileManager.default.contents(atPath: name) else { throw ValidationError("cannot read token file \(name)") }
+                guard let data = FileManager.default.contents(atPath: name) else { throw CommandFailure("cannot read token file \(name)") }
                 source = String(decoding: data, as: UTF8.self)
             } else {
                 name = "--tokens"
@@ -109,31 +114,31 @@ struct RunCommand: ParsableCommand {
                 if fields.isEmpty { continue }
                 var row: [Int32] = []
                 for field in fields {
-                    guard let id = Int32(field) else { throw ValidationError("\(name):\(number + 1): '\(field)' is not an integer token id") }
+                    guard let id = Int32(field) else { throw CommandFailure("\(name):\(number + 1): '\(field)' is not an integer token id") }
                     row.append(id)
                 }
                 batch.append(row)
                 lineNumbers.append(number + 1)
             }
-            guard let first = batch.first else { throw ValidationError("\(name): no token ids (empty input)") }
+            guard let first = batch.first else { throw CommandFailure("\(name): no token ids (empty input)") }
             for (row, line) in zip(batch, lineNumbers) where row.count != first.count {
-                throw ValidationError("\(name): all lines must have the same number of tokens to form a batch: line \(lineNumbers[0]) has \(first.count), line \(line) has \(row.count)")
+                throw CommandFailure("\(name): all lines must have the same number of tokens to form a batch: line \(lineNumbers[0]) has \(first.count), line \(line) has \(row.count)")
             }
             return batch
         }
         let path = text!
-        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read text file \(path)") }
-        let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory, fallbacks: SearchPaths.tokenizers)
+        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read text file \(path)") }
+        let url = try modelOptions.tokenizerOptions.locate(modelDirectory: modelDirectory)
         var ids: [Int32]
         do {
             ids = try TokenizerLoader.load(url).encode(utf8: Array(data))
         } catch TokenizerError.invalidUTF8(_, let offset) {
             throw TokenizerError.invalidUTF8(input: path, offset: offset)   // name the file, not "input text"
         }
-        guard !ids.isEmpty else { throw ValidationError("\(path): the text encodes to no tokens (empty input)") }
+        guard !ids.isEmpty else { throw CommandFailure("\(path): the text encodes to no tokens (empty input)") }
         if ids.count > config.maxPositionEmbeddings {
             guard truncate else {
-                throw ValidationError("\(path): the text is \(ids.count) tokens, longer than the model's context of \(config.maxPositionEmbeddings) (max_position_embeddings); pass --truncate to keep the first \(config.maxPositionEmbeddings)")
+                throw CommandFailure("\(path): the text is \(ids.count) tokens, longer than the model's context of \(config.maxPositionEmbeddings) (max_position_embeddings); pass --truncate to keep the first \(config.maxPositionEmbeddings)")
             }
             ids = Array(ids.prefix(config.maxPositionEmbeddings))
         }

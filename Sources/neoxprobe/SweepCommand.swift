@@ -1,10 +1,5 @@
 import ArgumentParser
-import Evaluation
-import Formats
 import Foundation
-import NeoX
-import Report
-import Results
 import Sweep
 
 /// `neoxprobe sweep`: probes every checkpoint of a training suite on one fixed set of tokens and
@@ -34,19 +29,21 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Suite: a directory of stepN/ checkpoints, ORG/NAME in the Hugging Face cache, or a models--ORG--NAME folder.")
     var suite: String
 
-    @Option(name: .long, help: "Steps to measure: all, or a comma-separated list (e.g. 0,512,2000).")
-    var steps: String = "all"
+    @Option(name: .long, help: ArgumentHelp("Steps to measure: all, or a comma-separated list (e.g. 0,512,2000). Default: all.", valueName: "steps"),
+            transform: StepSelection.parse)
+    var steps: StepSelection = .all
 
     @Option(name: .long, help: "Evaluation tokens: a Megatron dataset PREFIX (.bin/.idx) or a .jsonl/.jsonl.zst/.txt corpus.")
     var data: String?
 
-    @Option(name: .long, help: "Rows a:b of the .bin/.idx dataset (b exclusive).")
-    var rows: String?
+    @Option(name: .long, help: ArgumentHelp("Rows a:b of the .bin/.idx dataset (b exclusive; also a:, :b, a).", valueName: "a:b"),
+            transform: RowRange.parse)
+    var rows: RowRange?
 
     @Option(name: .long, help: "Use the rows of this 0-based training step (with --batch-size).")
     var batchOfStep: Int?
 
-    @Option(name: .long, help: "Batch size for --batch-of-step (Pythia: 1024).")
+    @Option(name: .long, help: "Batch size for --batch-of-step (Pythia: 1024; at most \(NumericLimits.maxBatchSize)).")
     var batchSize: Int = 1024
 
     @Option(name: .long, help: "Tokens per evaluation sequence (default 2048).")
@@ -55,8 +52,9 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Packed windows to take from a text corpus.")
     var maxSequences: Int?
 
-    @Option(name: .long, help: "Comma-separated probes: outliers,cka,weights,perplexity,lambada.")
-    var probes: String = "outliers,cka,weights"
+    @Option(name: .long, help: ArgumentHelp("Comma-separated probes: outliers,cka,weights,perplexity,lambada. Default: outliers,cka,weights.", valueName: "probes"),
+            transform: ProbeList.parse)
+    var probes = ProbeList([.outliers, .cka, .weights])
 
     @Option(name: .long, help: "Results directory.")
     var out: String
@@ -67,7 +65,7 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Weights reference step for distances and histogram bins (default: 0).")
     var weightsReferenceStep: Int?
 
-    @Option(name: .long, help: "Also compute the debiased minibatch CKA with K rows per minibatch.")
+    @Option(name: .long, help: "Also compute the debiased minibatch CKA with K rows per minibatch (4 to \(Self.maxCKAMinibatch)).")
     var ckaMinibatch: Int?
 
     @Option(name: .long, help: "LAMBADA jsonl (default: \(LambadaCommand.defaultData)).")
@@ -76,11 +74,9 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N LAMBADA examples.")
     var lambadaLimit: Int?
 
-    @Option(name: .long, help: GeluChoice.help)
-    var gelu: GeluChoice?
+    @OptionGroup var activationOptions: ActivationOptions
 
-    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located next to the first checkpoint).")
-    var tokenizer: String?
+    @OptionGroup var tokenizerOptions: TokenizerOptions
 
     @Option(name: .long, help: "Outlier dimensions listed per site.")
     var topK: Int = 8
@@ -91,38 +87,45 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress output on standard error.")
     var quiet = false
 
-    func run() throws {
-        do {
-            let probeList = try SweepProbe.parse(probes)
-            let spec = try data.map {
-                try SweepDataSpec.parse(data: $0, rows: rows, batchOfStep: batchOfStep, batchSize: batchSize,
-                                        sequenceLength: seqLen, maxSequences: maxSequences)
-            }
-            var options = SweepOptions(suite: suite, data: spec, probes: probeList, output: URL(fileURLWithPath: out))
-            options.steps = steps
-            options.referenceStep = referenceStep
-            options.weightsReferenceStep = weightsReferenceStep
-            options.ckaMinibatch = ckaMinibatch
-            if let lambadaData { options.lambadaData = lambadaData } else { options.lambadaData = LambadaCommand.defaultData }
-            options.lambadaLimit = lambadaLimit
-            options.activation = gelu?.activation
-            options.tokenizer = tokenizer
-            options.tokenizerFallbacks = SearchPaths.tokenizers
-            options.topK = topK
-            options.tokensPerBatch = max(1, tokensPerBatch)
-            options.toolVersion = NeoXProbeVersion.string
-            options.verbose = !quiet
-            let summary = try SweepRunner(options: options).run()
-            let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
-            print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
-                + "\(summary.metricsRowCount) rows in \(metrics)")
-        } catch let error as SweepError {
-            throw SweepFailure(description: error.description)
-        }
-    }
-}
+    /// The debiased estimator builds K×K Gram matrices of doubles: 4096 keeps each at 128 MiB
+    /// (Nguyen et al. use a few hundred rows).
+    static let maxCKAMinibatch = 4096
 
-/// A sweep error, reported as its message without ArgumentParser's usage text.
-struct SweepFailure: Error, CustomStringConvertible {
-    let description: String
+    func validate() throws {
+        try NumericLimits.checkBatch(step: batchOfStep, batchSize: batchSize, stepFlag: "--batch-of-step")
+        if let seqLen, seqLen < 2 { throw ValidationError("--seq-len must be at least 2, got \(seqLen)") }
+        if let maxSequences, maxSequences < 1 { throw ValidationError("--max-sequences must be at least 1, got \(maxSequences)") }
+        if let ckaMinibatch, !(4...Self.maxCKAMinibatch).contains(ckaMinibatch) {
+            throw ValidationError("--cka-minibatch must be between 4 and \(Self.maxCKAMinibatch), got \(ckaMinibatch)")
+        }
+        if let lambadaLimit, lambadaLimit < 1 { throw ValidationError("--lambada-limit must be at least 1, got \(lambadaLimit)") }
+        if topK < 0 { throw ValidationError("--top-k must be 0 or more, got \(topK)") }
+        if tokensPerBatch < 1 { throw ValidationError("--tokens-per-batch must be at least 1, got \(tokensPerBatch)") }
+    }
+
+    /// Errors from the sweep (`SweepError`) and the libraries under it print as their message alone.
+    func run() throws {
+        let spec = try data.map {
+            try SweepDataSpec.parse(data: $0, rows: rows?.description, batchOfStep: batchOfStep, batchSize: batchSize,
+                                    sequenceLength: seqLen, maxSequences: maxSequences)
+        }
+        var options = SweepOptions(suite: suite, data: spec, probes: probes.probes, output: URL(fileURLWithPath: out))
+        options.steps = steps.description
+        options.referenceStep = referenceStep
+        options.weightsReferenceStep = weightsReferenceStep
+        options.ckaMinibatch = ckaMinibatch
+        options.lambadaData = lambadaData ?? LambadaCommand.defaultData
+        options.lambadaLimit = lambadaLimit
+        options.activation = activationOptions.activation
+        options.tokenizer = tokenizerOptions.tokenizer
+        options.tokenizerFallbacks = SearchPaths.tokenizers
+        options.topK = topK
+        options.tokensPerBatch = tokensPerBatch
+        options.toolVersion = NeoXProbeVersion.string
+        options.verbose = !quiet
+        let summary = try SweepRunner(options: options).run()
+        let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
+        print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
+            + "\(summary.metricsRowCount) rows in \(metrics)")
+    }
 }

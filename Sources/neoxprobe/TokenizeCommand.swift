@@ -10,8 +10,7 @@ struct TokenizeCommand: ParsableCommand {
         commandName: "tokenize",
         abstract: "Encode a file (or stdin) to token ids on one line, or decode such a line with --decode.")
 
-    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: located automatically).")
-    var tokenizer: String?
+    @OptionGroup var tokenizerOptions: TokenizerOptions
 
     @Option(name: .long, help: "Model directory to look for a tokenizer next to the weights.")
     var model: String?
@@ -22,12 +21,8 @@ struct TokenizeCommand: ParsableCommand {
     @Argument(help: "Input file, or - for standard input (default).")
     var input: String = "-"
 
-    /// Errors (TokenizerError is CustomStringConvertible) reach ArgumentParser, which prints
-    /// "Error: <message>" and exits nonzero.
     func run() throws {
-        let url = try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) },
-                                             modelDirectory: model.map { URL(fileURLWithPath: $0, isDirectory: true) },
-                                             fallbacks: SearchPaths.tokenizers)
+        let url = try tokenizerOptions.locate(modelDirectory: model.map { URL(fileURLWithPath: $0, isDirectory: true) })
         let tok = try TokenizerLoader.load(url)
         let inputName = input == "-" ? "standard input" : input
         let bytes: [UInt8]
@@ -35,7 +30,7 @@ struct TokenizeCommand: ParsableCommand {
             bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
         } else {
             guard let data = FileManager.default.contents(atPath: input) else {
-                throw TokenizeInputError("cannot read input file \(input)")
+                throw CommandFailure("cannot read input file \(input)")
             }
             bytes = Array(data)
         }
@@ -44,7 +39,11 @@ struct TokenizeCommand: ParsableCommand {
             var ids: [Int32] = []
             for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }) {
                 guard let id = Int32(field) else {
-                    throw TokenizeInputError("\(inputName): \"\(field)\" is not an integer token id")
+                    throw CommandFailure("\(inputName): \"\(field)\" is not an integer token id")
+                }
+                // The tokenizer skips unknown ids as HF's does; from a person's file they are a mistake.
+                guard id >= 0, Int(id) < tok.vocabularySize else {
+                    throw CommandFailure("\(inputName): token id \(id) is outside the tokenizer's vocabulary (0..<\(tok.vocabularySize))")
                 }
                 ids.append(id)
             }
@@ -59,10 +58,4 @@ struct TokenizeCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(line.utf8))
         }
     }
-}
-
-/// A bad input to `tokenize` (reported without the usage text that ValidationError adds).
-private struct TokenizeInputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

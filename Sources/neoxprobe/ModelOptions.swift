@@ -1,0 +1,42 @@
+import ArgumentParser
+import Formats
+import Foundation
+import Tokenizers
+
+/// `--tokenizer`, shared by every command that turns text into ids or back.
+struct TokenizerOptions: ParsableArguments {
+    @Option(name: .long, help: "tokenizer.json or SentencePiece .model (default: next to the model, else tokenizer/20B_tokenizer.json or ../shared/tokenizer/20B_tokenizer.json).")
+    var tokenizer: String?
+
+    /// The tokenizer file: the one given, else the first found in the usual places.
+    func locate(modelDirectory: URL?) throws -> URL {
+        try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory,
+                                   fallbacks: SearchPaths.tokenizers)
+    }
+}
+
+/// `--gelu`, shared by every command that runs a model.
+struct ActivationOptions: ParsableArguments {
+    @Option(name: .long, help: GeluChoice.help)
+    var gelu: GeluChoice?
+
+    /// The override of the config's `hidden_act`, or nil.
+    var activation: MLPActivation? { gelu?.activation }
+}
+
+/// The model a command runs: `--model` with its `--tokenizer` and `--gelu`. A sweep names a suite
+/// instead of one model and shares only the last two groups.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Model directory or ORG/NAME[@REVISION] in the Hugging Face cache.")
+    var model: String
+
+    @OptionGroup var tokenizerOptions: TokenizerOptions
+    @OptionGroup var activationOptions: ActivationOptions
+
+    var activation: MLPActivation? { activationOptions.activation }
+
+    /// Loads what the evaluation commands need: model, tokenizer, provenance.
+    func loadEvalSetup() throws -> EvalSetup {
+        try EvalSetup.load(model: model, tokenizer: tokenizerOptions, activation: activation)
+    }
+}
