@@ -116,7 +116,35 @@ struct SweepCommand: ParsableCommand {
             print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
                 + "\(summary.metricsRowCount) rows in \(metrics)")
         } catch let error as SweepError {
-            throw SweepFailure(description: error.description)
+            throw SweepFailure(description: Self.message(for: error))
+        }
+    }
+
+    /// A sweep error as this command reports it: prefixed with the flag of the option at fault.
+    static func message(for error: SweepError) -> String {
+        guard let option = error.option else { return error.description }
+        return "\(flag(option)): \(error.description)"
+    }
+
+    /// The flag that sets each sweep option.
+    static func flag(_ option: SweepOptions.Field) -> String {
+        switch option {
+        case .suite: return "--suite"
+        case .steps: return "--steps"
+        case .probes: return "--probes"
+        case .output: return "--out"
+        case .data: return "--data"
+        case .rows: return "--rows"
+        case .batchOfStep: return "--batch-of-step"
+        case .batchSize: return "--batch-size"
+        case .sequenceLength: return "--seq-len"
+        case .maxSequences: return "--max-sequences"
+        case .referenceStep: return "--reference-step"
+        case .weightsReferenceStep: return "--weights-reference-step"
+        case .ckaMinibatch: return "--cka-minibatch"
+        case .lambadaData: return "--lambada-data"
+        case .lambadaLimit: return "--lambada-limit"
+        case .topK: return "--top-k"
         }
     }
 }
