@@ -325,7 +325,8 @@ public enum RowSelection {
             return number
         }
         let lower = try bound(parts[0], default: 0)
-        let upper = parts.count == 1 ? lower + 1 : try bound(parts[1], default: upperLimit)
+        // "a" alone is a..<a+1; Int.max has no successor (and is out of range anyway), so it is left to the guard.
+        let upper = parts.count == 1 ? (lower == .max ? lower : lower + 1) : try bound(parts[1], default: upperLimit)
         guard lower >= 0, lower < upper, upper <= upperLimit else {
             throw fail("must select a non-empty range within 0..<\(upperLimit)")
         }

@@ -1,22 +1,32 @@
-import Formats
-import NeoX
+import Evaluation
 import ProbeStats
 import Results
 
 /// The adapters that turn statistics into `step,layer,site,metric,value` rows: the statistics
 /// types know nothing of the results schema, the sweep knows both.
 
+/// Where a group of rows was measured; every adapter names only metric and value through it.
+struct MetricSite {
+    let step: Int
+    let layer: Int?
+    let site: String
+
+    func row(_ metric: String, _ value: Double) -> MetricRow {
+        MetricRow(step: step, layer: layer, site: site, metric: metric, value: value)
+    }
+
+    func rows(_ values: KeyValuePairs<String, Double>) -> [MetricRow] {
+        values.map { row($0.key, $0.value) }
+    }
+}
+
 extension CKAResult {
     /// Rows `cka`, `cka_tokens` and, when present, `cka_debiased`, `cka_debiased_tokens`.
     public func metricRows(step: Int, layer: Int?, site: String) -> [MetricRow] {
-        var rows = [
-            MetricRow(step: step, layer: layer, site: site, metric: MetricName.cka, value: cka),
-            MetricRow(step: step, layer: layer, site: site, metric: MetricName.ckaTokens, value: Double(tokenCount)),
-        ]
+        let at = MetricSite(step: step, layer: layer, site: site)
+        var rows = at.rows([MetricName.cka: cka, MetricName.ckaTokens: Double(tokenCount)])
         if let debiasedCKA {
-            rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.ckaDebiased, value: debiasedCKA))
-            rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.ckaDebiasedTokens,
-                                  value: Double(debiasedTokenCount)))
+            rows += at.rows([MetricName.ckaDebiased: debiasedCKA, MetricName.ckaDebiasedTokens: Double(debiasedTokenCount)])
         }
         return rows
     }
@@ -26,25 +36,21 @@ extension OutlierStatistics {
     /// Long-form rows for this site. Undefined values (no tokens, constant data) are omitted.
     public func metricRows(step: Int, layer: Int?, site: String, topK: Int = 8) -> [MetricRow] {
         guard tokenCount > 0 else { return [] }
-        func row(_ metric: String, _ value: Double) -> MetricRow {
-            MetricRow(step: step, layer: layer, site: site, metric: metric, value: value)
-        }
-        var rows = [
-            row(MetricName.tokenCount, Double(tokenCount)),
-            row(MetricName.maxAbs, maxAbs),
-            row(MetricName.argmaxDim, Double(argmaxDim)),
-            row(MetricName.argmaxToken, Double(argmaxToken)),
-            row(MetricName.meanNorm, meanNorm),
-        ]
-        if let kurtosis { rows.append(row(MetricName.kurtosis, kurtosis)) }
+        let at = MetricSite(step: step, layer: layer, site: site)
+        var rows = at.rows([
+            MetricName.tokenCount: Double(tokenCount),
+            MetricName.maxAbs: maxAbs,
+            MetricName.argmaxDim: Double(argmaxDim),
+            MetricName.argmaxToken: Double(argmaxToken),
+            MetricName.meanNorm: meanNorm,
+        ])
+        if let kurtosis { rows.append(at.row(MetricName.kurtosis, kurtosis)) }
         if let best = maxDimensionKurtosis {
-            rows.append(row(MetricName.maxDimKurtosis, best.value))
-            rows.append(row(MetricName.maxDimKurtosisDim, Double(best.dim)))
+            rows += at.rows([MetricName.maxDimKurtosis: best.value, MetricName.maxDimKurtosisDim: Double(best.dim)])
         }
-        if nonFiniteCount > 0 { rows.append(row(MetricName.nonFiniteCount, Double(nonFiniteCount))) }
+        if nonFiniteCount > 0 { rows.append(at.row(MetricName.nonFiniteCount, Double(nonFiniteCount))) }
         for (rank, entry) in topDimensions(topK).enumerated() {
-            rows.append(row(MetricName.topDim(rank + 1), Double(entry.dim)))
-            rows.append(row(MetricName.topMaxAbs(rank + 1), entry.maxAbs))
+            rows += at.rows([MetricName.topDim(rank + 1): Double(entry.dim), MetricName.topMaxAbs(rank + 1): entry.maxAbs])
         }
         return rows
     }
@@ -53,11 +59,8 @@ extension OutlierStatistics {
 extension SpectralStatistics {
     /// Rows `effective_rank`, `per`, `spectral_norm`.
     public func metricRows(step: Int, layer: Int?, site: String) -> [MetricRow] {
-        [
-            MetricRow(step: step, layer: layer, site: site, metric: MetricName.effectiveRank, value: effectiveRank),
-            MetricRow(step: step, layer: layer, site: site, metric: MetricName.per, value: per),
-            MetricRow(step: step, layer: layer, site: site, metric: MetricName.spectralNorm, value: spectralNorm),
-        ]
+        MetricSite(step: step, layer: layer, site: site)
+            .rows([MetricName.effectiveRank: effectiveRank, MetricName.per: per, MetricName.spectralNorm: spectralNorm])
     }
 }
 
@@ -65,25 +68,36 @@ extension WeightStatistics {
     /// Rows `frobenius_norm`, `mean`, `std`, `max_abs`, `kurtosis`, `distance_from_reference`,
     /// `hist_range`, `hist_underflow`, `hist_overflow`, `hist_bin_<i>` (those that are defined).
     public func metricRows(step: Int, layer: Int?, site: String) -> [MetricRow] {
-        func row(_ metric: String, _ value: Double) -> MetricRow {
-            MetricRow(step: step, layer: layer, site: site, metric: metric, value: value)
-        }
-        var rows = [
-            row(MetricName.frobeniusNorm, frobeniusNorm),
-            row(MetricName.mean, mean),
-            row(MetricName.std, std),
-            row(MetricName.maxAbs, maxAbs),
-        ]
-        if let kurtosis { rows.append(row(MetricName.kurtosis, kurtosis)) }
-        if let distanceFromReference { rows.append(row(MetricName.distanceFromReference, distanceFromReference)) }
+        let at = MetricSite(step: step, layer: layer, site: site)
+        var rows = at.rows([MetricName.frobeniusNorm: frobeniusNorm, MetricName.mean: mean, MetricName.std: std, MetricName.maxAbs: maxAbs])
+        if let kurtosis { rows.append(at.row(MetricName.kurtosis, kurtosis)) }
+        if let distanceFromReference { rows.append(at.row(MetricName.distanceFromReference, distanceFromReference)) }
         if let histogram {
-            rows.append(row(MetricName.histRange, histogram.binning.range))
-            rows.append(row(MetricName.histUnderflow, Double(histogram.underflow)))
-            rows.append(row(MetricName.histOverflow, Double(histogram.overflow)))
+            rows += at.rows([
+                MetricName.histRange: histogram.binning.range,
+                MetricName.histUnderflow: Double(histogram.underflow),
+                MetricName.histOverflow: Double(histogram.overflow),
+            ])
             for (index, count) in histogram.counts.enumerated() {
-                rows.append(row(MetricName.histBin(index, of: histogram.binning.binCount), Double(count)))
+                rows.append(at.row(MetricName.histBin(index, of: histogram.binning.binCount), Double(count)))
             }
         }
         return rows
+    }
+}
+
+extension NLLTotal {
+    /// Model-wide rows `perplexity`, `nll`, `token_count` of `site`.
+    public func metricRows(step: Int, site: String) -> [MetricRow] {
+        MetricSite(step: step, layer: nil, site: site)
+            .rows([MetricName.perplexity: perplexity, MetricName.nll: nll, MetricName.tokenCount: Double(tokens)])
+    }
+}
+
+extension LambadaResult {
+    /// Model-wide rows `acc`, `perplexity`, `example_count` of the `lambada` site.
+    public func metricRows(step: Int) -> [MetricRow] {
+        MetricSite(step: step, layer: nil, site: SweepNames.lambadaSite)
+            .rows([MetricName.acc: acc, MetricName.perplexity: perplexity, SweepNames.exampleCount: Double(n)])
     }
 }

@@ -1,52 +1,8 @@
 import Formats
 import Foundation
-import NeoX
-import ProbeStats
-import Results
 
-/// A measurement the sweep can make on each checkpoint; also the name of its per-checkpoint file.
-public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
-    case outliers, cka, weights, perplexity, lambada
-
-    /// Canonical order (files, metrics.csv, fingerprints).
-    public static func < (a: SweepProbe, b: SweepProbe) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-    }
-
-    /// Probes that need a forward pass over the evaluation tokens.
-    public var usesEvaluationTokens: Bool { self == .outliers || self == .cka || self == .perplexity }
-
-    public var fileName: String { rawValue + ".csv" }
-
-    /// Parses `--probes outliers,cka`; unknown names are an error listing the valid ones.
-    public static func parse(_ list: String) throws -> [SweepProbe] {
-        var chosen: Set<SweepProbe> = []
-        for item in list.split(separator: ",") {
-            let name = item.trimmingCharacters(in: .whitespaces).lowercased()
-            if name.isEmpty { continue }
-            guard let probe = SweepProbe(rawValue: name) else {
-                throw SweepError(.invalidOption, "unknown probe '\(name)' in --probes; valid probes: \(allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            chosen.insert(probe)
-        }
-        guard !chosen.isEmpty else { throw SweepError(.invalidOption, "--probes is empty; valid probes: \(allCases.map(\.rawValue).joined(separator: ", "))") }
-        return chosen.sorted()
-    }
-}
-
-extension ActivationSite {
-    /// The engine hook whose activation this site measures (exhaustive: a new site must say).
-    func hook(layer: Int) -> HookPoint {
-        switch self {
-        case .residPre: return .residPre(layer)
-        case .attnOut: return .attnOut(layer)
-        case .mlpOut: return .mlpOut(layer)
-        case .residPost: return .residPost(layer)
-        }
-    }
-}
-
-/// Everything a sweep is asked to do.
+/// Everything a sweep is asked to do. Paths are taken as given: the library assumes no location
+/// of its own (no default data files), so a front end passes its defaults explicitly.
 public struct SweepOptions: Sendable {
     /// Suite directory, `models--ORG--NAME` folder, or `ORG/NAME` in the Hugging Face cache.
     public var suite: String
@@ -62,14 +18,16 @@ public struct SweepOptions: Sendable {
     public var weightsReferenceStep: Int?
     /// Rows per minibatch of the debiased CKA estimator (nil: plain linear CKA only).
     public var ckaMinibatch: Int?
-    public var lambadaData: String = "../shared/data/lambada/lambada_test.jsonl"
+    /// LAMBADA `.jsonl` file; required when the lambada probe is selected.
+    public var lambadaData: String?
     public var lambadaLimit: Int?
     /// MLP activation override (nil: the config's `hidden_act`).
     public var activation: MLPActivation?
-    /// Tokenizer file (nil: located next to the first checkpoint or in the usual places).
+    /// Tokenizer file (nil: located by `TokenizerLoader.locate` from the first checkpoint's directory).
     public var tokenizer: String?
     /// Where to look for a tokenizer when the checkpoints carry none (the caller's places, in order).
     public var tokenizerFallbacks: [URL] = []
+    /// Outlier dimensions listed per site (at most the hidden size).
     public var topK: Int = 8
     /// Tokens per forward pass (bounds activation memory; rounded down to whole sequences).
     public var tokensPerBatch: Int = 8192
@@ -85,5 +43,27 @@ public struct SweepOptions: Sendable {
         self.data = data
         self.probes = probes
         self.output = output
+    }
+
+    /// A setting a `SweepError` can be about: the options above and the pieces of a
+    /// `SweepDataSpec`, in the library's terms (a front end maps them to its own spelling).
+    public enum Field: String, Sendable, CaseIterable {
+        case suite, steps, probes, output
+        /// The evaluation data file or dataset prefix.
+        case data
+        /// The row range of a Megatron dataset.
+        case rows
+        /// The training step whose batch is the evaluation set.
+        case batchOfStep
+        case batchSize
+        case sequenceLength
+        /// The number of packed windows taken from a text corpus.
+        case maxSequences
+        case referenceStep
+        case weightsReferenceStep
+        case ckaMinibatch
+        case lambadaData
+        case lambadaLimit
+        case topK
     }
 }

@@ -1,3 +1,5 @@
+import Dispatch
+import Evaluation
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -79,5 +81,39 @@ public final class SweepProgress {
 
     static func count(_ value: Double) -> String {
         value >= 1e6 ? String(format: "%.2fM", value / 1e6) : value >= 1e4 ? String(format: "%.1fk", value / 1e3) : String(format: "%.0f", value)
+    }
+}
+
+/// One checkpoint's progress: its place in the run, and the forward throughput so far, which the
+/// later stages of the same checkpoint keep showing.
+struct CheckpointProgress {
+    let reporter: SweepProgress
+    /// 1-based position among the run's checkpoints.
+    let index: Int
+    let total: Int
+    let step: Int
+    private(set) var tokensPerSecond: Double? = nil
+
+    init(_ reporter: SweepProgress, index: Int, total: Int, step: Int) {
+        self.reporter = reporter
+        self.index = index
+        self.total = total
+        self.step = step
+    }
+
+    func update(_ stage: String, fraction: Double) {
+        reporter.update(index: index, total: total, step: step, stage: stage, fraction: fraction, tokensPerSecond: tokensPerSecond)
+    }
+
+    /// `tokens` of `totalTokens` have run forward since `start`: the forward pass is the first 80% of a checkpoint.
+    mutating func forward(tokens: Int, of totalTokens: Int, since start: DispatchTime) {
+        let seconds = WallClock.seconds(since: start)
+        tokensPerSecond = seconds > 0 ? Double(tokens) / seconds : nil
+        update("forward", fraction: Double(tokens) / Double(max(totalTokens, 1)) * 0.8)
+    }
+
+    func finished(since start: DispatchTime, what: String) {
+        reporter.finished(index: index, total: total, step: step, seconds: WallClock.seconds(since: start),
+                          tokensPerSecond: tokensPerSecond, what: what)
     }
 }

@@ -1,116 +1,109 @@
-import Evaluation
 import Formats
 import Foundation
-import NeoX
-import ProbeStats
 import Results
 
-/// The results directory of one sweep run: rebuilds `metrics.csv` and `run.json` from what is on
-/// disk, so they always describe exactly the per-checkpoint files present (whatever run wrote them).
-struct RunContext {
-    let options: SweepOptions
-    let suite: SweepSuite
-    let selected: [SweepCheckpoint]
-    let output: URL
-    let canonical: [String: String]
-    let fingerprint: String
-    let tokenizerURL: URL?
-    let sequences: [[Int32]]
-    let tokensHash: String
-    let referenceStep: Int?
-    let weightsReferenceStep: Int?
+/// The results directory of a sweep (layout in `SweepRunner`): where each file lives, what is
+/// there already, and the per-checkpoint writes. Every question about "is this done" is answered
+/// from the files alone, so whichever run wrote them, a rerun sees the same state.
+struct SweepResults {
+    let directory: URL
 
-    var stepsDirectory: URL { output.appendingPathComponent("steps") }
+    var stepsDirectory: URL { directory.appendingPathComponent("steps") }
+    var metricsURL: URL { directory.appendingPathComponent("metrics.csv") }
+    var runURL: URL { directory.appendingPathComponent("run.json") }
+    var referenceDirectory: URL { directory.appendingPathComponent(".reference") }
 
-    /// Step folders present, ascending by step.
-    func stepFolders() -> [(step: Int, url: URL)] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: stepsDirectory.path)) ?? []
-        return names.compactMap { name in SweepSuite.step(fromName: name).map { ($0, stepsDirectory.appendingPathComponent(name)) } }
-            .sorted { $0.step < $1.step }
+    func stepDirectory(_ step: Int) -> URL { stepsDirectory.appendingPathComponent(SweepRunner.stepFolder(step)) }
+
+    /// Whether `probe`'s file for `step` exists: the mark that this (checkpoint, probe) is done.
+    func hasFile(step: Int, probe: SweepProbe) -> Bool {
+        FileManager.default.fileExists(atPath: stepDirectory(step).appendingPathComponent(probe.fileName).path)
     }
 
-    func record(_ folder: URL) -> [String: Any]? {
+    /// The probes whose files a step folder holds, in canonical order.
+    static func probesDone(in folder: URL) -> [SweepProbe] {
+        SweepProbe.allCases.filter { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0.fileName).path) }
+    }
+
+    /// A step folder's `checkpoint.json`, nil when absent or unreadable.
+    static func checkpointRecord(in folder: URL) -> [String: Any]? {
         guard let data = try? Data(contentsOf: folder.appendingPathComponent("checkpoint.json")) else { return nil }
         return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 
-    /// Pairs (step, first earlier step with the same content hash).
-    func identicalPairs() -> [(step: Int, sameAs: Int)] {
-        var firstWithHash: [String: Int] = [:]
-        var pairs: [(step: Int, sameAs: Int)] = []
-        for (step, folder) in stepFolders() {
-            guard let hash = record(folder)?["content_hash"] as? String else { continue }
-            if let earlier = firstWithHash[hash] { pairs.append((step, earlier)) } else { firstWithHash[hash] = step }
-        }
-        return pairs
+    /// The content hash recorded for `step`, nil when it has no checkpoint record yet.
+    func recordedHash(step: Int) -> String? {
+        Self.checkpointRecord(in: stepDirectory(step))?["content_hash"] as? String
     }
 
-    /// Rewrites `metrics.csv` from the per-checkpoint files: steps ascending; per step the derived
-    /// `checkpoint` rows, then each probe's file in canonical order, rows in file order.
-    @discardableResult
-    func regenerate() throws -> [(step: Int, sameAs: Int)] {
-        let identical = identicalPairs()
-        let sameAs = Dictionary(identical.map { ($0.step, $0.sameAs) }, uniquingKeysWith: { a, _ in a })
-        var rows: [MetricRow] = []
-        for (step, folder) in stepFolders() {
-            if let earlier = sameAs[step] {
-                rows.append(MetricRow(step: step, layer: nil, site: SweepNames.checkpointSite, metric: SweepNames.identicalToStep,
-                                      value: Double(earlier)))
-            }
-            for probe in SweepProbe.allCases {
-                let file = folder.appendingPathComponent(probe.fileName)
-                guard FileManager.default.fileExists(atPath: file.path) else { continue }
-                rows += try MetricsCSV.read(contentsOf: file)
-            }
+    // MARK: - Before a run
+
+    /// Checks that `directory` is absent, empty, or a sweep written with the same options
+    /// (`fingerprint`); results from different options are never mixed. Writes nothing.
+    static func check(_ directory: URL, canonical: [String: String], fingerprint: String) throws {
+        let fileManager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fileManager.fileExists(atPath: directory.path, isDirectory: &isDirectory) else { return }
+        guard isDirectory.boolValue else {
+            throw SweepError(.conflictingResults, option: .output, "results directory \(directory.path) is a file")
         }
-        try MetricsCSV.write(rows, to: output.appendingPathComponent("metrics.csv"))
-        return identical
+        let runURL = directory.appendingPathComponent("run.json")
+        guard let data = try? Data(contentsOf: runURL) else {
+            let contents = ((try? fileManager.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !$0.hasPrefix(".") }
+            guard contents.isEmpty else {
+                throw SweepError(.conflictingResults, option: .output,
+                                 "\(directory.path) exists, is not empty and has no run.json: not a sweep results directory")
+            }
+            return
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let previous = object["fingerprint"] as? String else {
+            throw SweepError(.conflictingResults, option: .output, "\(runURL.path) is not a sweep run.json; refusing to write into \(directory.path)")
+        }
+        if previous != fingerprint {
+            let before = object["options"] as? [String: String] ?? [:]
+            let keys = Set(before.keys).union(canonical.keys).sorted()
+            let changes = keys.filter { before[$0] != canonical[$0] }
+                .map { "\($0): was \(before[$0] ?? "(unset)"), now \(canonical[$0] ?? "(unset)")" }
+            throw SweepError(.conflictingResults, option: .output,
+                             "\(directory.path) holds a sweep run with different options (fingerprint \(previous), now \(fingerprint)); "
+                                 + "refusing to mix results. Changed: \(changes.joined(separator: "; ")). "
+                                 + "Write to a new results directory, or rerun with the original options to resume.")
+        }
     }
 
-    /// Rewrites `run.json` atomically.
-    func writeRunJSON(status: String) throws {
-        let identical = Dictionary(identicalPairs().map { ($0.step, $0.sameAs) }, uniquingKeysWith: { a, _ in a })
-        var steps: [[String: Any]] = []
-        for (step, folder) in stepFolders() {
-            var entry: [String: Any] = record(folder) ?? ["step": step]
-            entry["folder"] = "steps/" + folder.lastPathComponent
-            entry["probes_done"] = SweepProbe.allCases.filter {
-                FileManager.default.fileExists(atPath: folder.appendingPathComponent($0.fileName).path)
-            }.map(\.rawValue)
-            if let earlier = identical[step] { entry["identical_to_step"] = earlier }
-            steps.append(entry)
+    /// Creates the directory and its `steps/` folder (nothing else yet).
+    func create() throws {
+        try FileManager.default.createDirectory(at: stepsDirectory, withIntermediateDirectories: true)
+    }
+
+    // MARK: - Per checkpoint
+
+    /// Creates a selected checkpoint's folder and, when it has none, writes its `checkpoint.json`
+    /// (path, layout, content hash). The CKA reference run only for its activations gets neither.
+    func recordCheckpoint(_ job: SweepJob, loaded: SweepLoader.Loaded) throws {
+        guard job.isSelected else { return }
+        let folder = stepDirectory(job.step)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        guard job.needsCheckpointRecord else { return }
+        let parameters = loaded.checkpoint.entries.values.reduce(0) { $0 + $1.elementCount }
+        let record: [String: Any] = [
+            "step": job.step,
+            "name": job.checkpoint.name,
+            "path": job.checkpoint.directory.path,
+            "layout": loaded.checkpoint.layout.description,
+            "content_hash": loaded.hash,
+            "tensors": loaded.checkpoint.entries.count,
+            "parameters": parameters,
+        ]
+        try AtomicFile.write(JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]),
+                             to: folder.appendingPathComponent("checkpoint.json"))
+    }
+
+    /// Writes each probe's rows as its file for `step`, atomically, in canonical probe order.
+    func write(_ rows: [SweepProbe: [MetricRow]], step: Int) throws {
+        for probe in rows.keys.sorted() {
+            try MetricsCSV.write(rows[probe]!, to: stepDirectory(step).appendingPathComponent(probe.fileName))
         }
-        var data: [String: Any] = [
-            "command": "sweep",
-            "tokens": ["sequences": sequences.count, "sequence_length": sequences.first?.count ?? 0,
-                       "count": sequences.count * (sequences.first?.count ?? 0), "hash": tokensHash] as [String: Any],
-        ]
-        if let spec = options.data { data["summary"] = spec.summary }
-        var object: [String: Any] = [
-            "tool": "neoxprobe",
-            "version": options.toolVersion,
-            "status": status,
-            "suite": ["spec": suite.spec, "root": suite.root.path, "kind": suite.kind.rawValue,
-                      "steps_available": suite.steps, "steps_selected": selected.map(\.step)] as [String: Any],
-            "data": data,
-            "tokenizer": tokenizerURL?.path ?? NSNull(),
-            "options": canonical,
-            "fingerprint": fingerprint,
-            "probes": options.probes.sorted().map(\.rawValue),
-            "steps": steps,
-            "identical_checkpoints": identical.keys.sorted().map { ["step": $0, "identical_to_step": identical[$0]!] },
-            "conventions": [
-                "perplexity": SweepRunner.perplexityConvention,
-                "cka": SweepRunner.ckaConvention,
-                "lambada": SweepRunner.lambadaConvention,
-                "metrics_csv": "long form step,layer,site,metric,value; steps ascending, per step the checkpoint rows then probes in the order "
-                    + SweepProbe.allCases.map(\.rawValue).joined(separator: ",") + ", rows in file order",
-            ],
-        ]
-        if let referenceStep { object["reference_step"] = referenceStep }
-        if let weightsReferenceStep { object["weights_reference_step"] = weightsReferenceStep }
-        if let k = options.ckaMinibatch { object["cka_minibatch"] = k }
-        try AtomicFile.write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
-                             to: output.appendingPathComponent("run.json"))
     }
 }

@@ -27,7 +27,7 @@ public struct SweepCheckpoint: Sendable, Equatable {
 public struct SweepSuite: Sendable {
     public enum Kind: String, Sendable { case directory, huggingFaceCache = "huggingface_cache" }
 
-    /// What was given on the command line.
+    /// What the suite was named by (a path or ORG/NAME), as given.
     public var spec: String
     public var root: URL
     public var kind: Kind
@@ -47,12 +47,12 @@ public struct SweepSuite: Sendable {
         var isDirectory: ObjCBool = false
         let root: URL
         if fileManager.fileExists(atPath: spec, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw SweepError(.notFound, "--suite \(spec) is a file; expected a directory of stepN/ checkpoints or a Hugging Face cache repository") }
+            guard isDirectory.boolValue else { throw SweepError(.notFound, option: .suite, "suite \(spec) is a file; expected a directory of stepN/ checkpoints or a Hugging Face cache repository") }
             root = URL(fileURLWithPath: spec).standardizedFileURL
         } else if let cached = ModelLocator.cacheRepository(spec) {
             root = cached
         } else {
-            throw SweepError(.notFound, "--suite \(spec): no such directory, and no Hugging Face cache repository of that name (looked in \(ModelLocator.cacheRoot().path))")
+            throw SweepError(.notFound, option: .suite, "suite \(spec): no such directory, and no Hugging Face cache repository of that name (looked in \(ModelLocator.cacheRoot().path))")
         }
         self.root = root
         var found: [SweepCheckpoint] = []
@@ -77,10 +77,10 @@ public struct SweepSuite: Sendable {
         }
         found.sort { $0.step < $1.step }
         for (a, b) in zip(found, found.dropFirst()) where a.step == b.step {
-            throw SweepError(.invalidOption, "suite \(root.path): '\(a.name)' and '\(b.name)' are both step \(a.step)")
+            throw SweepError(.invalidOption, option: .suite, "suite \(root.path): '\(a.name)' and '\(b.name)' are both step \(a.step)")
         }
         guard !found.isEmpty else {
-            throw SweepError(.notFound, "empty suite: \(root.path) has no stepN checkpoints (expected stepN/ folders, or refs/stepN in a Hugging Face cache repository)")
+            throw SweepError(.notFound, option: .suite, "empty suite: \(root.path) has no stepN checkpoints (expected stepN/ folders, or refs/stepN in a Hugging Face cache repository)")
         }
         checkpoints = found
     }
@@ -89,7 +89,10 @@ public struct SweepSuite: Sendable {
 
     public func checkpoint(step: Int) -> SweepCheckpoint? { checkpoints.first { $0.step == step } }
 
-    /// The checkpoints named by `--steps`: `all`, or a comma-separated list of steps (any order,
+    /// The steps, comma-separated, for messages that name a step the suite lacks.
+    var availableSteps: String { "available: " + steps.map(String.init).joined(separator: ",") }
+
+    /// The checkpoints a step list names: `all`, or a comma-separated list of steps (any order,
     /// returned ascending). Unknown steps are an error that lists the available ones.
     public func select(_ list: String) throws -> [SweepCheckpoint] {
         let trimmed = list.trimmingCharacters(in: .whitespaces)
@@ -99,14 +102,14 @@ public struct SweepSuite: Sendable {
             let text = item.trimmingCharacters(in: .whitespaces)
             let digits = text.hasPrefix("step") ? String(text.dropFirst(4)) : text
             guard let step = Int(digits), step >= 0 else {
-                throw SweepError(.invalidOption, "--steps: '\(text)' is not a step number (give e.g. 0,512,2000 or all)")
+                throw SweepError(.invalidOption, option: .steps, "'\(text)' is not a step number (steps are e.g. 0,512,2000 or all)")
             }
             guard checkpoint(step: step) != nil else {
-                throw SweepError(.notFound, "--steps: the suite has no step \(step); available: \(steps.map(String.init).joined(separator: ","))")
+                throw SweepError(.notFound, option: .steps, "the suite has no step \(step); \(availableSteps)")
             }
             chosen.insert(step)
         }
-        guard !chosen.isEmpty else { throw SweepError(.invalidOption, "--steps selects no checkpoints") }
+        guard !chosen.isEmpty else { throw SweepError(.invalidOption, option: .steps, "the step list '\(list)' selects no checkpoints") }
         return checkpoints.filter { chosen.contains($0.step) }
     }
 }

@@ -78,7 +78,7 @@ public struct WeightProbe: Sendable {
                previousEntry.shape == entry.shape {
                 let before = try previous.tensor(name, shape: entry.shape)
                 let msd = WeightStatistics.meanSquaredDisplacement(values, previous: before)
-                rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.msd, value: msd))
+                rows.append(MetricSite(step: step, layer: layer, site: site).row(MetricName.msd, msd))
             }
             if options.spectra, entry.shape.count == 2,
                name.hasSuffix(".attention.dense.weight") || name.hasSuffix(".mlp.dense_4h_to_h.weight") {

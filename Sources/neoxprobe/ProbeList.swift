@@ -8,20 +8,11 @@ struct ProbeList: ExpressibleByArgument, CustomStringConvertible, Equatable, Sen
 
     init(_ probes: [SweepProbe]) { self.probes = Set(probes).sorted() }
 
-    static let valid = SweepProbe.allCases.map(\.rawValue).joined(separator: ", ")
-
+    /// The sweep's own parser; its error becomes an argument error.
     static func parse(_ text: String) throws -> ProbeList {
-        var probes: [SweepProbe] = []
-        for item in text.split(separator: ",") {
-            let name = item.trimmingCharacters(in: .whitespaces).lowercased()
-            if name.isEmpty { continue }
-            guard let probe = SweepProbe(rawValue: name) else {
-                throw ValidationError("unknown probe '\(name)'; valid probes: \(valid)")
-            }
-            probes.append(probe)
+        do { return ProbeList(try SweepProbe.parse(text)) } catch let error as SweepError {
+            throw ValidationError(error.message)
         }
-        guard !probes.isEmpty else { throw ValidationError("no probes given; valid probes: \(valid)") }
-        return ProbeList(probes)
     }
 
     init?(argument: String) {

@@ -93,7 +93,6 @@ struct SweepCommand: ParsableCommand {
 
     func validate() throws {
         try NumericLimits.checkBatch(step: batchOfStep, batchSize: batchSize, stepFlag: "--batch-of-step")
-        if let seqLen, seqLen < 2 { throw ValidationError("--seq-len must be at least 2, got \(seqLen)") }
         if let maxSequences, maxSequences < 1 { throw ValidationError("--max-sequences must be at least 1, got \(maxSequences)") }
         if let ckaMinibatch, !(4...Self.maxCKAMinibatch).contains(ckaMinibatch) {
             throw ValidationError("--cka-minibatch must be between 4 and \(Self.maxCKAMinibatch), got \(ckaMinibatch)")
@@ -103,8 +102,17 @@ struct SweepCommand: ParsableCommand {
         if tokensPerBatch < 1 { throw ValidationError("--tokens-per-batch must be at least 1, got \(tokensPerBatch)") }
     }
 
-    /// Errors from the sweep (`SweepError`) and the libraries under it print as their message alone.
+    /// Errors from the sweep print as their message, prefixed with the flag of the option at
+    /// fault; the libraries under it print as their message alone.
     func run() throws {
+        do {
+            try sweep()
+        } catch let error as SweepError {
+            throw CommandFailure(Self.message(for: error))
+        }
+    }
+
+    private func sweep() throws {
         let spec = try data.map {
             try SweepDataSpec.parse(data: $0, rows: rows?.description, batchOfStep: batchOfStep, batchSize: batchSize,
                                     sequenceLength: seqLen, maxSequences: maxSequences)
@@ -127,5 +135,33 @@ struct SweepCommand: ParsableCommand {
         let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
         print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
             + "\(summary.metricsRowCount) rows in \(metrics)")
+    }
+
+    /// A sweep error as this command reports it: prefixed with the flag of the option at fault.
+    static func message(for error: SweepError) -> String {
+        guard let option = error.option else { return error.description }
+        return "\(flag(option)): \(error.description)"
+    }
+
+    /// The flag that sets each sweep option.
+    static func flag(_ option: SweepOptions.Field) -> String {
+        switch option {
+        case .suite: return "--suite"
+        case .steps: return "--steps"
+        case .probes: return "--probes"
+        case .output: return "--out"
+        case .data: return "--data"
+        case .rows: return "--rows"
+        case .batchOfStep: return "--batch-of-step"
+        case .batchSize: return "--batch-size"
+        case .sequenceLength: return "--seq-len"
+        case .maxSequences: return "--max-sequences"
+        case .referenceStep: return "--reference-step"
+        case .weightsReferenceStep: return "--weights-reference-step"
+        case .ckaMinibatch: return "--cka-minibatch"
+        case .lambadaData: return "--lambada-data"
+        case .lambadaLimit: return "--lambada-limit"
+        case .topK: return "--top-k"
+        }
     }
 }

@@ -200,8 +200,10 @@ final class SweepResumeTests: XCTestCase {
         changedProbes.probes = [.outliers, .weights]
         for (label, variant) in [("data", changedData), ("top-k", changedTopK), ("probes", changedProbes)] {
             XCTAssertThrowsError(try SweepRunner(options: variant).run(), label) { error in
-                let message = "\(error)"
-                XCTAssertTrue(message.contains("different options") && message.contains("new --out"), message)
+                let sweepError = error as? SweepError
+                XCTAssertEqual(sweepError?.kind, .conflictingResults, "\(error)")
+                XCTAssertEqual(sweepError?.option, .output, "\(error)")
+                XCTAssertTrue("\(error)".contains("different options"), "\(error)")
             }
         }
         XCTAssertThrowsError(try SweepRunner(options: changedData).run()) { error in
@@ -263,7 +265,7 @@ final class SweepResumeTests: XCTestCase {
         func expectError(_ contains: String, _ body: () throws -> Void) {
             XCTAssertThrowsError(try body()) { XCTAssertTrue("\($0)".contains(contains), "expected '\(contains)' in: \($0)") }
         }
-        expectError("unknown probe 'attention'") { _ = try SweepProbe.parse("outliers,attention") }
+        expectSweepError(.invalidOption, option: .probes, saying: "unknown probe 'attention'") { _ = try SweepProbe.parse("outliers,attention") }
         let empty = root.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         expectError("empty suite") { _ = try SweepSuite(spec: empty.path) }
@@ -272,7 +274,7 @@ final class SweepResumeTests: XCTestCase {
             _ = try SweepDataSpec.parse(data: root.appendingPathComponent("missing.jsonl").path, rows: nil, batchOfStep: nil,
                                         batchSize: 4, sequenceLength: 16, maxSequences: 2)
         }
-        expectError("--rows") {
+        expectSweepError(.invalidOption, option: .rows) {
             _ = try SweepDataSpec.parse(data: SweepFixture.dataset, rows: nil, batchOfStep: nil, batchSize: 4, sequenceLength: 16, maxSequences: nil)
         }
         var tooLong = SweepFixture.options(output: root.appendingPathComponent("long"), probes: [.outliers])
@@ -280,10 +282,22 @@ final class SweepResumeTests: XCTestCase {
         expectError("exceeds the model's context") { _ = try SweepRunner(options: tooLong).run() }
         var noData = SweepFixture.options(output: root.appendingPathComponent("nodata"), probes: [.cka])
         noData.data = nil
-        expectError("give --data") { _ = try SweepRunner(options: noData).run() }
+        expectSweepError(.invalidOption, option: .data) { _ = try SweepRunner(options: noData).run() }
         var badReference = SweepFixture.options(output: root.appendingPathComponent("ref"), probes: [.cka])
         badReference.referenceStep = 3
-        expectError("--reference-step 3 is not in the suite") { _ = try SweepRunner(options: badReference).run() }
+        expectSweepError(.notFound, option: .referenceStep, saying: "reference step 3 is not in the suite") {
+            _ = try SweepRunner(options: badReference).run()
+        }
+    }
+
+    /// The command line names the flag of the option a library error is about.
+    func testCommandLinePrefixesTheFlag() throws {
+        let root = try SweepFixture.temporaryDirectory("flags")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let outcome = try CommandRunner.run(["sweep", "--suite", SweepFixture.suite.path, "--data", SweepFixture.dataset, "--rows", "0:2",
+                                             "--seq-len", "1", "--out", root.appendingPathComponent("out").path, "--quiet"])
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.standardError.contains("--seq-len: sequence length 1 is below the minimum of 2"), outcome.standardError)
     }
 
     func testBatchOfStepAndPackedTextSpecs() throws {
@@ -300,5 +314,16 @@ final class SweepResumeTests: XCTestCase {
         let packed = try text.load(tokenizer: tokenizer, contextLimit: 2048)
         XCTAssertEqual(packed.count, 3)
         XCTAssertTrue(packed.allSatisfy { $0.count == 64 })
+    }
+}
+
+/// Asserts that `body` throws a `SweepError` of `kind` about `option`, whose message contains `text`.
+func expectSweepError(_ kind: SweepError.Kind, option: SweepOptions.Field?, saying text: String? = nil,
+                      file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+    XCTAssertThrowsError(try body(), file: file, line: line) { error in
+        guard let error = error as? SweepError else { return XCTFail("not a SweepError: \(error)", file: file, line: line) }
+        XCTAssertEqual(error.kind, kind, error.message, file: file, line: line)
+        XCTAssertEqual(error.option, option, error.message, file: file, line: line)
+        if let text { XCTAssertTrue(error.message.contains(text), "expected '\(text)' in: \(error.message)", file: file, line: line) }
     }
 }

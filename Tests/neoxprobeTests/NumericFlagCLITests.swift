@@ -85,8 +85,14 @@ final class NumericFlagCLITests: XCTestCase {
         XCTAssertEqual(try CLI.json(evaluated)["n"] as? Int, lines.count)
 
         let sweep = try CLI.run(["sweep", "--suite", CLI.suite.path, "--steps", "0", "--data", CLI.dataset.path, "--rows", "0:1",
-                                 "--seq-len", "16", "--probes", "outliers", "--top-k", Self.intMax, "--tokens-per-batch", Self.intMax,
+                                 "--seq-len", "16", "--probes", "outliers", "--tokens-per-batch", Self.intMax,
                                  "--out", directory.appendingPathComponent("results").path, "--quiet"])
         XCTAssertEqual(sweep.status, 0, sweep.standardError)
+        // --top-k is a count of dimensions, not a bound: more than the hidden size is refused, by name.
+        let topK = try CLI.run(["sweep", "--suite", CLI.suite.path, "--steps", "0", "--data", CLI.dataset.path, "--rows", "0:1",
+                                "--seq-len", "16", "--probes", "outliers", "--top-k", Self.intMax,
+                                "--out", directory.appendingPathComponent("results-top-k").path, "--quiet"])
+        XCTAssertEqual(topK.status, 1, topK.standardError)
+        XCTAssertTrue(topK.standardError.contains("--top-k: "), topK.standardError)
     }
 }

@@ -1,0 +1,65 @@
+import Dispatch
+import Evaluation
+import Formats
+import Results
+
+/// Measures the checkpoints of a plan, one stage at a time, each returning the rows of the probes
+/// it computed so they are recorded as it ends: the forward pass (outliers, CKA, perplexity, and
+/// the reference activations), the weights, LAMBADA. It keeps what later checkpoints reuse: the
+/// CKA reference activations (the reference's job builds them) and the weights reference.
+struct SweepMeasurer {
+    let plan: SweepPlan
+    private var referenceCache: SweepReferenceCache?
+    private var weightsReference: Checkpoint?
+
+    init(plan: SweepPlan) {
+        self.plan = plan
+        if case .cached(let cache) = plan.referenceActivations { referenceCache = cache }
+    }
+
+    /// One streamed forward pass over the evaluation tokens feeds every activation probe `job`
+    /// lacks and, for the CKA reference, the activation cache the others are compared with.
+    mutating func forwardPass(_ job: SweepJob, loaded: SweepLoader.Loaded, progress: inout CheckpointProgress) throws -> [SweepProbe: [MetricRow]] {
+        let probes = Set(job.missing.filter(\.usesEvaluationTokens))
+        guard !probes.isEmpty || job.writesReferenceCache else { return [:] }
+        guard let model = loaded.model else { throw SweepError(.internal, "internal: step \(job.step) needs a model but none was loaded") }
+        var writer: SweepReferenceCache.Writer? = nil
+        if job.writesReferenceCache {
+            guard case .toBuild(let descriptor) = plan.referenceActivations else {
+                throw SweepError(.internal, "internal: step \(job.step) is to write reference activations the plan does not ask for")
+            }
+            writer = try SweepReferenceCache.Writer(directory: plan.results.referenceDirectory, descriptor: descriptor)
+        } else if probes.contains(.cka) && referenceCache == nil {
+            throw SweepError(.internal, "internal: CKA reference activations are missing")
+        }
+        var measurement = ActivationMeasurement(model: model, step: job.step, sites: plan.sites, probes: probes,
+                                                ckaMinibatch: plan.options.ckaMinibatch, topK: plan.options.topK)
+        let start = DispatchTime.now()
+        let totalTokens = plan.tokenCount
+        try measurement.run(sequences: plan.sequences, tokensPerBatch: plan.options.tokensPerBatch, cache: referenceCache, writer: writer) { tokens in
+            progress.forward(tokens: tokens, of: totalTokens, since: start)
+        }
+        if let writer { referenceCache = try writer.finish() }
+        return measurement.rows()
+    }
+
+    /// Weight statistics and spectra, against the weights reference and the previous selected checkpoint.
+    mutating func weights(_ job: SweepJob, loaded: SweepLoader.Loaded, progress: CheckpointProgress) throws -> [SweepProbe: [MetricRow]] {
+        guard job.missing.contains(.weights) else { return [:] }
+        progress.update("weights", fraction: 0.85)
+        if weightsReference == nil { weightsReference = try Checkpoint(directory: plan.weightsReference.directory) }
+        let position = plan.selected.firstIndex { $0.step == job.step }!
+        let previous = position > 0 ? try Checkpoint(directory: plan.selected[position - 1].directory) : nil
+        let rows = try WeightProbe().measure(checkpoint: loaded.checkpoint, step: job.step, reference: weightsReference, previous: previous)
+        return [.weights: rows]
+    }
+
+    /// LAMBADA accuracy and perplexity on the plan's requests.
+    func lambada(_ job: SweepJob, loaded: SweepLoader.Loaded, progress: CheckpointProgress) throws -> [SweepProbe: [MetricRow]] {
+        guard job.missing.contains(.lambada), let tokenizer = plan.inputs.tokenizer, let lambada = plan.inputs.lambada else { return [:] }
+        progress.update("lambada", fraction: 0.9)
+        guard let model = loaded.model else { throw SweepError(.internal, "internal: LAMBADA needs a model") }
+        let result = try LambadaEvaluator(model: model, tokenizer: tokenizer).evaluate(requests: lambada.requests)
+        return [.lambada: result.metricRows(step: job.step)]
+    }
+}
