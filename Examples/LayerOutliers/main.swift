@@ -6,8 +6,8 @@
 //
 // MODEL_DIR defaults to the shared pythia-mini's last checkpoint.
 
-import Foundation
 import Formats
+import Foundation
 import NeoX
 import ProbeStats
 

@@ -77,7 +77,7 @@ public enum Spectrum {
     static func gesdd(_ a: inout [Double], m: Int, n: Int, vectors: Bool) throws -> ([Double], [Double], [Double]) {
         let k = min(m, n)
         guard k > 0 else { return ([], [], []) }
-        var jobz: CChar = vectors ? 83 /* S */ : 78 /* N */
+        var jobz: CChar = vectors ? 83 : 78  // "S" (thin vectors) or "N" (values only)
         var mm = Int32(m), nn = Int32(n), lda = Int32(m)
         var s = [Double](repeating: 0, count: k)
         var u = [Double](repeating: 0, count: vectors ? m * k : 1)

@@ -1,6 +1,6 @@
+import Formats
 import Foundation
 import Synchronization
-import Formats
 
 /// A Hugging Face `tokenizer.json` byte-level BPE tokenizer (GPT-2, GPT-NeoX-20B / Pythia, …),
 /// reproducing HF `tokenizers`' `encode(text, add_special_tokens=False)` token for token.

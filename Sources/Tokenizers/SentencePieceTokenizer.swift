@@ -1,6 +1,6 @@
 import CSentencePiece
-import Foundation
 import Formats
+import Foundation
 
 /// A SentencePiece `.model` tokenizer (for GPT-NeoX-architecture models that ship one), backed by
 /// libsentencepiece through the CSentencePiece shim.

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Tokenizers
-import Formats
 
 /// `neoxprobe tokenize`: text → ids (one line, space-separated) or, with `--decode`, ids → text.
 /// The whole input is read as raw bytes, so ids are exactly those of the file, newlines included.

@@ -1,6 +1,6 @@
-@testable import Corpus
 import Foundation
 import XCTest
+@testable import Corpus
 
 /// Shape of Tests/Fixtures/corpus/indexed.json (numpy.memmap readings of shared/data/minipile/document.*).
 private struct IndexedFixture: Decodable {

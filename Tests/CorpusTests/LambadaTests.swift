@@ -1,6 +1,6 @@
-@testable import Corpus
 import Foundation
 import XCTest
+@testable import Corpus
 
 /// Shape of Tests/Fixtures/corpus/lambada.json (Python's `text.split(' ')`, as lm-eval's lambada_openai).
 private struct LambadaFixture: Decodable {

@@ -1,6 +1,6 @@
-@testable import Corpus
 import Foundation
 import XCTest
+@testable import Corpus
 
 /// Shapes of Tests/Fixtures/corpus/minipile.json and tiny_expected.json.
 private struct MinipileFixture: Decodable {

@@ -1,7 +1,7 @@
-@testable import Corpus
 import Foundation
 import TestSupport
 import XCTest
+@testable import Corpus
 
 /// Locations and helpers shared by the Corpus tests.
 enum TestPaths {

@@ -1,6 +1,6 @@
-@testable import Corpus
 import Foundation
 import XCTest
+@testable import Corpus
 
 /// Byte-level stand-in tokenizer: each UTF-8 byte b becomes id b + 1 (so 0 stays free for EOD).
 private func byteEncode(_ text: String) -> [Int32] { text.utf8.map { Int32($0) + 1 } }

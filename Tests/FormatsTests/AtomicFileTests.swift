@@ -1,6 +1,6 @@
-@testable import Formats
 import Foundation
 import XCTest
+@testable import Formats
 
 /// `AtomicFile` (the one atomic-write routine) and `OutputFile` (the one writer of raw bytes).
 final class AtomicFileTests: XCTestCase {

@@ -1,7 +1,7 @@
-@testable import Formats
 import Foundation
 import TestSupport
 import XCTest
+@testable import Formats
 
 /// Broken model directories, derived in a scratch folder from the tiny transformers-written
 /// safetensors fixture: each must fail with a message naming the file and the problem.

@@ -1,7 +1,7 @@
-@testable import Formats
 import Foundation
 import TestSupport
 import XCTest
+@testable import Formats
 
 /// Every pythia-mini step, in all three layouts real Pythia revisions use, loads to exactly the tensors
 /// torch / safetensors read (expectations from Tests/Fixtures/generate_checkpoints.py).

@@ -1,7 +1,7 @@
-@testable import Formats
 import Foundation
 import TestSupport
 import XCTest
+@testable import Formats
 
 /// Shared helpers for the Checkpoint* and ModelLocator tests: fixture locations, the expectations
 /// `Tests/Fixtures/generate_checkpoints.py` wrote, scratch directories and error assertions.

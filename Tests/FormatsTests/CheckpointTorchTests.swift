@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
+import XCTest
+@testable import Formats
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import XCTest
-@testable import Formats
-import TestSupport
 
 /// `torch.save` files: the pickle subset, the zip layer, and everything a loader must refuse.
 final class CheckpointTorchTests: XCTestCase {

@@ -1,7 +1,7 @@
-@testable import Formats
 import Foundation
 import TestSupport
 import XCTest
+@testable import Formats
 
 /// config.json in the spellings Pythia models come in: Pythia's own (v4: rotary_pct /
 /// rotary_emb_base), transformers 4.4x (which adds partial_rotary_factor / rope_theta aliases) and

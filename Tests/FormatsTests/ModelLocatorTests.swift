@@ -1,7 +1,7 @@
-@testable import Formats
 import Foundation
 import TestSupport
 import XCTest
+@testable import Formats
 
 /// `--model` resolution against a fake Hugging Face cache built in a scratch folder, with snapshots
 /// symlinked to the tiny fixture and (when present) a real pythia-mini step.

@@ -1,7 +1,7 @@
 import Formats
 import Foundation
-@testable import NeoX
 import XCTest
+@testable import NeoX
 
 /// The engine's API around the math: hook filtering, streaming, partial work, errors, the writer.
 final class ForwardAPITests: XCTestCase {

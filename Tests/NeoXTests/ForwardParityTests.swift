@@ -1,8 +1,8 @@
 import Formats
 import Foundation
-@testable import NeoX
 import TestSupport
 import XCTest
+@testable import NeoX
 
 /// Where the committed engine fixtures live (written by Tests/Fixtures/generate_engine.py).
 enum ForwardFixtures {

@@ -1,6 +1,6 @@
+import Formats
 import Foundation
 import XCTest
-import Formats
 @testable import NeoX
 
 /// The typed library surface a researcher's own package uses: hook points, the activation cache,

@@ -1,7 +1,7 @@
 import Formats
 import Foundation
-@testable import NeoX
 import XCTest
+@testable import NeoX
 
 /// `LogSoftmax.summarize` against a direct fp64 computation on rows shaped like a vocabulary.
 final class LogSoftmaxTests: XCTestCase {

@@ -1,6 +1,6 @@
-@testable import ProbeStats
 import TestSupport
 import XCTest
+@testable import ProbeStats
 
 final class CKATests: XCTestCase {
     private func feed(_ accumulator: inout CKAAccumulator, x: [Float], y: [Float], rows: Int, chunks: [Int]) {

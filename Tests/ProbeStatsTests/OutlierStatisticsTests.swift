@@ -1,6 +1,6 @@
-@testable import ProbeStats
 import TestSupport
 import XCTest
+@testable import ProbeStats
 
 final class OutlierStatisticsTests: XCTestCase {
     /// Feeds `values` in uneven chunks so chunk merging is exercised.

@@ -1,8 +1,8 @@
 import Foundation
-@testable import Report
-@testable import Results
 import TestSupport
 import XCTest
+@testable import Report
+@testable import Results
 
 final class MetricsCSVTests: XCTestCase {
     private func temporaryDirectory() throws -> URL {

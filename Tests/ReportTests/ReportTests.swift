@@ -1,9 +1,9 @@
 import Formats
 import Foundation
-@testable import Report
-@testable import Results
 import TestSupport
 import XCTest
+@testable import Report
+@testable import Results
 
 final class ReportTests: XCTestCase {
     /// A small synthetic sweep shaped like the real one: 4 layers, Pythia-like steps including 0,

@@ -1,7 +1,7 @@
 import ProbeStats
 import Results
-@testable import Sweep
 import XCTest
+@testable import Sweep
 
 /// The adapters from statistics to `step,layer,site,metric,value` rows (Sweep/MetricAdapters.swift).
 final class MetricAdapterTests: XCTestCase {

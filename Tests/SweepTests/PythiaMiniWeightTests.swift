@@ -3,9 +3,9 @@ import Foundation
 import NeoX
 import ProbeStats
 import Results
-@testable import Sweep
 import TestSupport
 import XCTest
+@testable import Sweep
 
 /// WeightProbe on the real pythia-mini checkpoints against generate_probes.py (numpy/torch).
 final class PythiaMiniWeightTests: XCTestCase {

@@ -1,8 +1,8 @@
 import Corpus
 import Foundation
-@testable import Sweep
 import TestSupport
 import XCTest
+@testable import Sweep
 
 /// Hostile numbers are clear errors naming the option, never an arithmetic-overflow trap or an
 /// allocation abort; and options a probe needs are required, not defaulted to a path.

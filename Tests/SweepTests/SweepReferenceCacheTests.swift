@@ -1,6 +1,6 @@
 import Foundation
-@testable import Sweep
 import XCTest
+@testable import Sweep
 
 /// The CKA reference cache on disk: written in full or not trusted at all.
 final class SweepReferenceCacheTests: XCTestCase {

@@ -4,10 +4,10 @@ import Foundation
 import NeoX
 import ProbeStats
 import Results
-@testable import Sweep
 import TestSupport
 import Tokenizers
 import XCTest
+@testable import Sweep
 
 /// Shared setup for the sweep tests: the real pythia-mini suite and data in ../shared.
 enum SweepFixture {

@@ -1,9 +1,9 @@
 import NeoX
 import ProbeStats
 import Results
-@testable import Sweep
 import TestSupport
 import XCTest
+@testable import Sweep
 
 final class WeightStatisticsTests: XCTestCase {
     func testStatisticsAndHistogramMatchNumpy() throws {

@@ -1,8 +1,8 @@
+import Formats
 import Foundation
 import Synchronization
-@testable import Tokenizers
 import XCTest
-import Formats
+@testable import Tokenizers
 
 /// Round trips, error reporting and configuration handling of ``BPETokenizer``.
 final class BPEBehaviourTests: XCTestCase {

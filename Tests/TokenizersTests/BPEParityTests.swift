@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
-@testable import Tokenizers
 import XCTest
+@testable import Tokenizers
 
 /// Token-for-token parity of ``BPETokenizer`` with HF `tokenizers` on the GPT-NeoX-20B tokenizer.
 final class BPEParityTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
-@testable import Tokenizers
 import XCTest
+@testable import Tokenizers
 
 /// Our Unicode normalizers (Foundation + fixes) against HF `tokenizers`' on the whole BMP.
 final class NormalizationTests: XCTestCase {

@@ -1,6 +1,6 @@
 import Foundation
-@testable import Tokenizers
 import XCTest
+@testable import Tokenizers
 
 /// The SentencePiece backend against the `sentencepiece` PyPI package, on a small model trained
 /// by Tests/Fixtures/generate_tokenizer.py.
