@@ -307,30 +307,12 @@ extension IndexedDataset {
 
 /// The rows `neoxprobe batch` prints, kept here so the selection rules are unit-tested.
 public enum RowSelection {
-    /// Parses "a:b", "a:", ":b" or "a" into a non-empty range inside `0..<upperLimit`
-    /// (missing bounds default to 0 and `upperLimit`; "a" alone means `a..<a+1`).
+    /// Parses "a:b", "a:", ":b" or "a" (see `RowSpec`) into a non-empty range inside `0..<upperLimit`.
     ///
-    /// - Throws: `CorpusError(.outOfRange)` (its `path` is the `--rows` text) for syntax errors
+    /// - Throws: `CorpusError(.outOfRange)` (its `path` names the row range) for syntax errors
     ///   and ranges that are empty or leave `0..<upperLimit`.
     public static func parseRange(_ text: String, upperLimit: Int) throws -> Range<Int> {
-        func fail(_ why: String) -> CorpusError {
-            CorpusError(.outOfRange, path: "--rows '\(text)'", why)
-        }
-        guard text.contains(where: { $0 != " " }) else { throw fail("is empty") }
-        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        func bound(_ part: Substring, default value: Int) throws -> Int {
-            let trimmed = part.filter { $0 != " " }
-            if trimmed.isEmpty { return value }
-            guard let number = Int(trimmed) else { throw fail("'\(trimmed)' is not an integer") }
-            return number
-        }
-        let lower = try bound(parts[0], default: 0)
-        // "a" alone is a..<a+1; Int.max has no successor (and is out of range anyway), so it is left to the guard.
-        let upper = parts.count == 1 ? (lower == .max ? lower : lower + 1) : try bound(parts[1], default: upperLimit)
-        guard lower >= 0, lower < upper, upper <= upperLimit else {
-            throw fail("must select a non-empty range within 0..<\(upperLimit)")
-        }
-        return lower..<upper
+        try RowSpec(parsing: text).resolve(upperLimit: upperLimit)
     }
 
     /// Dataset rows to print, in order.
@@ -353,5 +335,59 @@ extension IndexedDataset {
         do { return try MappedFile(URL(fileURLWithPath: path)) } catch let error as FormatError {
             throw CorpusError(.io, path: path, error.message)
         }
+    }
+}
+
+/// A row range as people write it: `a:b`, `a:`, `:b` or `a` — 0-based indices `a..<b` (b
+/// exclusive), either end open until the data says how many rows there are; `a` alone is the one
+/// row `a`. The one parser of this syntax, for the command line and the libraries alike.
+public struct RowSpec: Sendable, Equatable, CustomStringConvertible {
+    /// The first index as given (nil: `:b`, from 0).
+    public let lower: Int?
+    /// One past the last index (nil: `a:`, to the end).
+    public let upper: Int?
+    /// Written as a single index `a`.
+    public let isSingle: Bool
+
+    /// - Throws: `CorpusError(.outOfRange)` for text that is not a range, negative indices, an
+    ///   empty range (`5:5`, `6:2`) or a single row with no successor (`Int.max`).
+    public init(parsing text: String) throws {
+        func fail(_ why: String) -> CorpusError { CorpusError(.outOfRange, path: "row range '\(text)'", why) }
+        let trimmed = text.filter { $0 != " " }
+        guard !trimmed.isEmpty else { throw fail("is empty (give a:b, a:, :b or a)") }
+        let parts = trimmed.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        func index(_ part: Substring) throws -> Int? {
+            if part.isEmpty { return nil }
+            guard let value = Int(part) else { throw fail("'\(part)' is not a row index (a whole number from 0 to \(Int.max))") }
+            guard value >= 0 else { throw fail("row indices start at 0, got \(value)") }
+            return value
+        }
+        let first = try index(parts[0])
+        if parts.count == 1 {
+            guard let single = first, single < Int.max else { throw fail("row \(trimmed) is past any dataset") }
+            lower = single
+            upper = single + 1
+            isSingle = true
+        } else {
+            lower = first
+            upper = try index(parts[1])
+            isSingle = false
+            if let upper, upper <= (lower ?? 0) { throw fail("selects nothing (the end is exclusive)") }
+        }
+    }
+
+    /// The rows inside `0..<upperLimit`; an open end stops at `upperLimit`.
+    public func resolve(upperLimit: Int) throws -> Range<Int> {
+        let start = lower ?? 0, end = upper ?? upperLimit
+        guard start < end, end <= upperLimit else {
+            throw CorpusError(.outOfRange, path: "row range '\(description)'", "must select a non-empty range within 0..<\(upperLimit)")
+        }
+        return start..<end
+    }
+
+    /// The canonical text (`a:b`, `a:`, `:b`, `a`), as results record it.
+    public var description: String {
+        if isSingle, let lower { return "\(lower)" }
+        return (lower.map(String.init) ?? "") + ":" + (upper.map(String.init) ?? "")
     }
 }

@@ -322,7 +322,7 @@ final class RowSelectionTests: XCTestCase {
         XCTAssertEqual(try RowSelection.parseRange(":", upperLimit: 10), 0..<10)
         XCTAssertEqual(try RowSelection.parseRange("7", upperLimit: 10), 7..<8)
         for bad in ["5:5", "6:2", "-1:3", "0:11", "10", "x:3", "1:2:3", ""] {
-            assertCorpusError(.outOfRange, mentions: ["--rows '\(bad)'"]) { try RowSelection.parseRange(bad, upperLimit: 10) }
+            assertCorpusError(.outOfRange, mentions: ["row range '"]) { try RowSelection.parseRange(bad, upperLimit: 10) }
         }
     }
 
