@@ -9,10 +9,10 @@ import ZIPFoundation
 /// so each `TensorEntry` points straight into the memory-mapped archive. The pickle is run by a
 /// restricted unpickler that only knows the globals a state dict needs, so loading a checkpoint can
 /// never execute code.
-public enum TorchCheckpoint {
+enum TorchCheckpoint {
     /// The tensors of one `torch.save` file, keyed by state-dict name (buffers included; the
     /// `Checkpoint` layer drops the ones models recompute).
-    public static func read(_ url: URL) throws -> [String: TensorEntry] {
+    static func read(_ url: URL) throws -> [String: TensorEntry] {
         let file = try MappedFile(url)
         let bytes = file.allBytes
         if file.count >= 2, bytes[0] == 0x80, bytes[1] <= 5 { // a bare pickle (PROTO opcode), not a zip
