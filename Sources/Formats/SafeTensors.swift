@@ -63,7 +63,28 @@ public enum SafeTensors {
             }
             entries[name] = TensorEntry(name: name, dtype: dtype, shape: shape, file: file, offset: dataStart + offsets[0])
         }
+        try checkTiling(entries.values.map { ($0.name, $0.offset - dataStart, $0.byteCount) }, dataLength: dataLength, url: url)
         return entries
+    }
+
+    /// The data section must be exactly the tensors, back to back, in offset order, as the
+    /// reference `safetensors` library requires: a hole, an overlap or bytes left over mean the
+    /// header and the data disagree (a header length one byte short, for one, shifts every tensor
+    /// by a byte and would otherwise be read as plausible-looking garbage).
+    static func checkTiling(_ spans: [(name: String, begin: Int, count: Int)], dataLength: Int, url: URL) throws {
+        var expected = 0
+        for span in spans.sorted(by: { ($0.begin, $0.count, $0.name) < ($1.begin, $1.count, $1.name) }) {
+            if span.begin < expected {
+                throw FormatError(.malformed, "tensor '\(span.name)' at data offset \(span.begin) overlaps the tensor before it (which ends at \(expected))", file: url)
+            }
+            if span.begin > expected {
+                throw FormatError(.malformed, "the data section has a hole: bytes [\(expected), \(span.begin)) before tensor '\(span.name)' belong to no tensor", file: url)
+            }
+            expected = span.begin + span.count
+        }
+        guard expected == dataLength else {
+            throw FormatError(.malformed, "the tensors cover \(expected) bytes of the \(dataLength)-byte data section: the header length or the data offsets are wrong", file: url)
+        }
     }
 
     private static func integers(_ values: [Any]) -> [Int]? {

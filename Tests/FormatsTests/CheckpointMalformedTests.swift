@@ -91,6 +91,45 @@ final class CheckpointMalformedTests: XCTestCase {
         assertFormatError(try Checkpoint(directory: model), kind: .truncated, path: "model.safetensors", ["'\(name)'", "past the end"])
     }
 
+    /// A header length one byte short of a space-padded header still parses as JSON, but every
+    /// tensor would be read a byte early: the data section no longer tiles exactly.
+    func testHeaderLengthOneByteShortIsRefused() throws {
+        let (header, data) = try parts()
+        var headerBytes = try JSONSerialization.data(withJSONObject: header)
+        headerBytes.append(contentsOf: [UInt8](repeating: 0x20, count: 8))
+        try write(headerBytes: headerBytes, data: data, declaredLength: UInt64(headerBytes.count - 1))
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "model.safetensors", ["data section"])
+    }
+
+    func testOverlappingTensorsAreRefused() throws {
+        var (header, data) = try parts()
+        let names = header.keys.filter { $0 != "__metadata__" }.sorted { (offsets(header, $0)[0]) < (offsets(header, $1)[0]) }
+        // Move the second tensor one element onto the first, keeping its length; the tail then has a hole.
+        let second = try XCTUnwrap(names.dropFirst().first)
+        var entry = try XCTUnwrap(header[second] as? [String: Any])
+        let span = offsets(header, second)
+        entry["data_offsets"] = [span[0] - 2, span[1] - 2]
+        header[second] = entry
+        try write(headerBytes: JSONSerialization.data(withJSONObject: header), data: data)
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "model.safetensors", ["'\(second)'", "overlaps"])
+    }
+
+    func testHoleAndLeftoverBytesAreRefused() throws {
+        var (header, data) = try parts()
+        // Extra bytes after the last tensor belong to nothing.
+        try write(headerBytes: JSONSerialization.data(withJSONObject: header), data: data + Data([0, 0, 0, 0]))
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "model.safetensors", ["cover", "data section"])
+        // A tensor dropped from the header leaves its bytes as a hole (or as leftover bytes at the end).
+        let first = try XCTUnwrap(header.keys.filter { $0 != "__metadata__" }.min { offsets(header, $0)[0] < offsets(header, $1)[0] })
+        header[first] = nil
+        try write(headerBytes: JSONSerialization.data(withJSONObject: header), data: data)
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "model.safetensors", ["hole"])
+    }
+
+    private func offsets(_ header: [String: Any], _ name: String) -> [Int] {
+        ((header[name] as? [String: Any])?["data_offsets"] as? [Int]) ?? [0, 0]
+    }
+
     func testSpanDisagreesWithShape() throws {
         let name = try editFirstTensor { entry, _ in
             entry["shape"] = (entry["shape"] as! [Int]).map { $0 * 2 }
