@@ -61,6 +61,24 @@ public final class Checkpoint: Sendable {
         }
         raw = raw.filter { !Self.isBuffer($0.key) }
         entries = raw
+        try Self.checkLayerCount(config: config, names: raw.keys, directory: directory)
+    }
+
+    /// config.json's `num_hidden_layers` must be the number of blocks the weights hold: checked
+    /// from the names alone, before anything sizes itself by the config (a config claiming 10⁹
+    /// layers is refused here, not after enumerating them).
+    static func checkLayerCount(config: NeoXConfig, names: Dictionary<String, TensorEntry>.Keys, directory: URL) throws {
+        var blocks = Set<Int>()
+        for name in names where name.hasPrefix("gpt_neox.layers.") {
+            let rest = name.dropFirst("gpt_neox.layers.".count)
+            if let dot = rest.firstIndex(of: "."), let index = Int(rest[..<dot]) { blocks.insert(index) }
+        }
+        let found = blocks.max().map { $0 + 1 } ?? 0
+        guard found == config.numLayers, blocks.count == found else {
+            let missing = found == blocks.count ? "" : " (some blocks below \(found) are missing)"
+            throw FormatError(.shapeMismatch, "config.json says num_hidden_layers = \(config.numLayers), but the weights hold "
+                + "\(blocks.count) blocks gpt_neox.layers.0…\(max(found - 1, 0))\(missing)", file: directory)
+        }
     }
 
     /// Buffers that old GPT-NeoX files saved alongside the weights; they are recomputed, never loaded.

@@ -76,6 +76,10 @@ public struct NeoXConfig: Sendable, Equatable {
             guard let number = raw as? NSNumber, !isJSONBoolean(raw), number.doubleValue == number.doubleValue.rounded() else {
                 throw fail("field '\(key)' must be an integer, got \(raw)")
             }
+            // 2^53: beyond it a JSON number is no longer an exact integer (and NSNumber.intValue wraps).
+            guard abs(number.doubleValue) < 9_007_199_254_740_992 else {
+                throw fail("field '\(key)' = \(raw) is too large to be a model dimension")
+            }
             return number.intValue
         }
         func double(_ key: String, in dictionary: [String: Any]? = nil, default value: Double?) throws -> Double? {
@@ -84,13 +88,18 @@ public struct NeoXConfig: Sendable, Equatable {
             guard let number = raw as? NSNumber, !isJSONBoolean(raw) else { throw fail("field '\(key)' must be a number, got \(raw)") }
             return number.doubleValue
         }
+        func string(_ key: String, in dictionary: [String: Any]? = nil) throws -> String? {
+            guard let raw = (dictionary ?? json)[key], !(raw is NSNull) else { return nil }
+            guard let text = raw as? String else { throw fail("field '\(key)' must be a string, got \(raw)") }
+            return text
+        }
         func bool(_ key: String, default value: Bool) throws -> Bool {
             guard let raw = json[key], !(raw is NSNull) else { return value }
             guard let flag = raw as? Bool else { throw fail("field '\(key)' must be true or false, got \(raw)") }
             return flag
         }
 
-        if let modelType = json["model_type"] as? String, modelType != "gpt_neox" {
+        if let modelType = try string("model_type"), modelType != "gpt_neox" {
             throw fail("model_type '\(modelType)' is not supported (only 'gpt_neox')", .unsupported)
         }
         vocabSize = try int("vocab_size")
@@ -110,7 +119,7 @@ public struct NeoXConfig: Sendable, Equatable {
         var base = try double("rotary_emb_base", default: nil) ?? double("rope_theta", default: nil)
         if let rope = json["rope_parameters"], !(rope is NSNull) {
             guard let parameters = rope as? [String: Any] else { throw fail("rope_parameters must be an object") }
-            if let type = parameters["rope_type"] as? String, type != "default" {
+            if let type = try string("rope_type", in: parameters), type != "default" {
                 throw fail("rope_parameters.rope_type '\(type)' is not supported (only 'default')", .unsupported)
             }
             pct = try double("partial_rotary_factor", in: parameters, default: pct)
@@ -122,10 +131,7 @@ public struct NeoXConfig: Sendable, Equatable {
         rotaryPct = pct ?? 0.25
         rotaryBase = base ?? 10000
 
-        let rawActivation = json["hidden_act"] ?? "gelu"
-        guard let hiddenActName = rawActivation as? String else {
-            throw fail("field 'hidden_act' must be a string, got \(rawActivation)")
-        }
+        let hiddenActName = try string("hidden_act") ?? "gelu"
         switch hiddenActName {
         case "gelu": activation = .geluErf
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": activation = .geluTanh

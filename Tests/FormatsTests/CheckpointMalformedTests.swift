@@ -198,6 +198,33 @@ final class CheckpointMalformedTests: XCTestCase {
         assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "config.json", ["hidden_act", "swiglu", "not supported"])
     }
 
+    /// Fields of the wrong JSON type are refused by name, never silently defaulted.
+    func testConfigFieldsOfTheWrongTypeAreRefused() throws {
+        let pristine = try Data(contentsOf: configURL)
+        for (key, value) in [("model_type", 5 as Any), ("hidden_act", ["gelu"] as Any), ("hidden_act", 5 as Any),
+                             ("rope_parameters", ["rope_type": 7] as Any)] {
+            try pristine.write(to: configURL)
+            try editConfig { $0[key] = value }
+            assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["must be a string"])
+        }
+    }
+
+    /// 1e20 is no model dimension: refused by name instead of wrapping to a negative Int.
+    func testHugeConfigNumbersAreRefused() throws {
+        try editConfig { $0["max_position_embeddings"] = 1e20 }
+        assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["max_position_embeddings", "too large"])
+    }
+
+    /// A config claiming 10⁹ layers is checked against the blocks the weights hold, at once.
+    func testLayerCountMustMatchTheWeights() throws {
+        let layers = try Checkpoint(directory: model).config.numLayers
+        for claimed in [1_000_000_000, layers + 1, layers - 1] {
+            try editConfig { $0["num_hidden_layers"] = claimed }
+            assertFormatError(try Checkpoint(directory: model), kind: .shapeMismatch, path: "model",
+                              ["num_hidden_layers = \(claimed)", "\(layers) blocks"])
+        }
+    }
+
     func testHiddenSizeNotDivisibleByHeads() throws {
         let original = try Checkpoint(directory: model).config
         try editConfig { $0["num_attention_heads"] = original.hiddenSize + 1 }
