@@ -53,6 +53,7 @@ enum TorchCheckpoint {
             throw FormatError(.malformed, "\(pickleName) holds \(root.summary), expected a state dict of tensors", file: url)
         }
         var entries: [String: TensorEntry] = [:]
+        var storages: [String: TorchStorage] = [:]
         for (key, value) in dict.pairs {
             guard case .string(let name) = key else {
                 throw FormatError(.malformed, "state dict key \(key.summary) is not a string", file: url)
@@ -61,8 +62,27 @@ enum TorchCheckpoint {
                 throw FormatError(.malformed, "state dict entry '\(name)' is \(value.summary), not a tensor", file: url)
             }
             entries[name] = try tensor.entry(named: name, file: file, url: url)
+            storages[tensor.storage.key] = tensor.storage
         }
+        try checkCRC(of: storages.values, in: directory, prefix: prefix, url: url)
         return entries
+    }
+
+    /// Every storage the state dict uses must match its zip entry's CRC-32: a flipped bit in the
+    /// weights is then a clear error instead of a silently different model. One pass over bytes
+    /// that are memory-mapped anyway, cheap next to widening them.
+    static func checkCRC(of storages: some Sequence<TorchStorage>, in directory: ZipDirectory, prefix: String, url: URL) throws {
+        for storage in storages.sorted(by: { $0.key < $1.key }) {
+            let name = prefix + "data/" + storage.key
+            guard let entry = directory.entries[name] else { continue }   // persistentLoad checked presence
+            let crc = directory.file.withUnsafeBytes(offset: storage.offset, length: storage.byteCount) { bytes -> UInt32 in
+                guard let base = bytes.baseAddress, bytes.count > 0 else { return Data().crc32(checksum: 0) }
+                return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: bytes.count, deallocator: .none).crc32(checksum: 0)
+            }
+            guard crc == entry.crc32 else {
+                throw FormatError(.corrupt, "corrupt zip archive: storage entry '\(name)' fails its CRC-32 check (the weights' bytes were changed)", file: url)
+            }
+        }
     }
 }
 

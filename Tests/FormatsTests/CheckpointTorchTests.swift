@@ -123,6 +123,14 @@ final class CheckpointTorchTests: XCTestCase {
         assertFormatError(try TorchCheckpoint.read(url), kind: .corrupt, path: "corrupt.bin", ["data.pkl", "CRC"])
     }
 
+    /// A flipped bit in a storage (the weights themselves) is caught by the entry's CRC-32.
+    func testCorruptStorageFailsCRC() throws {
+        let directory = try ZipDirectory(MappedFile(CheckpointFixtures.url("torch/assorted.bin")))
+        let storage = try XCTUnwrap(directory.entries.values.filter { $0.name.contains("/data/") && $0.size > 0 }.min { $0.name < $1.name })
+        let url = try damaged("flipped.bin") { bytes in bytes[storage.dataOffset] ^= 0x01 }
+        assertFormatError(try TorchCheckpoint.read(url), kind: .corrupt, path: "flipped.bin", ["storage entry", "CRC"])
+    }
+
     func testMissingDataPklIsRefused() throws {
         let url = try damaged("nopickle.bin") { bytes in
             for offset in occurrences(of: "assorted/data.pkl", in: bytes) { bytes[offset + 16] = UInt8(ascii: "x") }
