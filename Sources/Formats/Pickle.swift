@@ -2,33 +2,33 @@ import Foundation
 
 /// A Python global (`module.name`) as it appears in a `GLOBAL` / `STACK_GLOBAL` opcode.
 struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
-var module: String
-var name: String
+    var module: String
+    var name: String
 
-init(_ module: String, _ name: String) {
+    init(_ module: String, _ name: String) {
         self.module = module
         self.name = name
     }
 
-var description: String { "\(module).\(name)" }
+    var description: String { "\(module).\(name)" }
 }
 
 /// A Python list seen by the unpickler. Pickle containers have identity: `APPEND` mutates the list
 /// that the memo also refers to, so lists (and dicts) are boxed rather than copied.
 final class PickleList: @unchecked Sendable {
-var items: [PickleValue] = []
-init(_ items: [PickleValue] = []) { self.items = items }
+    var items: [PickleValue] = []
+    init(_ items: [PickleValue] = []) { self.items = items }
 }
 
 /// A Python dict seen by the unpickler, keeping insertion order (state dicts are ordered).
 final class PickleDict: @unchecked Sendable {
-private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
+    private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
     /// Positions of string keys, so a state dict with thousands of entries builds in linear time.
     private var stringKeys: [String: Int] = [:]
-init() {}
+    init() {}
 
     /// Python semantics: assigning an existing key replaces its value in place.
-func set(_ key: PickleValue, _ value: PickleValue) {
+    func set(_ key: PickleValue, _ value: PickleValue) {
         let existing: Int?
         if case .string(let text) = key { existing = stringKeys[text] } else { existing = pairs.firstIndex { $0.key == key } }
         if let existing {
@@ -57,7 +57,7 @@ indirect enum PickleValue: @unchecked Sendable, Equatable {
 
     /// Structural equality for scalars, strings and tuples; identity for containers; never for opaque
     /// values. Only used for dict keys, which in state dicts are always strings.
-static func == (lhs: PickleValue, rhs: PickleValue) -> Bool {
+    static func == (lhs: PickleValue, rhs: PickleValue) -> Bool {
         switch (lhs, rhs) {
         case (.none, .none): return true
         case let (.bool(a), .bool(b)): return a == b
@@ -74,7 +74,7 @@ static func == (lhs: PickleValue, rhs: PickleValue) -> Bool {
     }
 
     /// A short human-readable rendering for error messages.
-var summary: String {
+    var summary: String {
         switch self {
         case .none: return "None"
         case .bool(let b): return b ? "True" : "False"
@@ -124,12 +124,12 @@ struct Unpickler {
     private var markStack: [Int] = []
     private var memo: [Int: PickleValue] = [:]
 
-init(_ bytes: [UInt8]) {
+    init(_ bytes: [UInt8]) {
         self.bytes = bytes
     }
 
     /// Runs the pickle to its `STOP` and returns the object it built.
-static func load(_ bytes: [UInt8], resolver: some PickleResolver) throws -> PickleValue {
+    static func load(_ bytes: [UInt8], resolver: some PickleResolver) throws -> PickleValue {
         var machine = Unpickler(bytes)
         return try machine.run(resolver: resolver)
     }
@@ -223,7 +223,7 @@ static func load(_ bytes: [UInt8], resolver: some PickleResolver) throws -> Pick
         return g
     }
 
-mutating func run(resolver: some PickleResolver) throws -> PickleValue {
+    mutating func run(resolver: some PickleResolver) throws -> PickleValue {
         while true {
             opcodeStart = position
             guard position < bytes.count else { throw fail("pickle ends without a STOP opcode: truncated") }
