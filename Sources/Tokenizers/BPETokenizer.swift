@@ -73,8 +73,8 @@ public struct BPETokenizer: TextTokenizer {
         var vocab = [String: Int32]()
         vocab.reserveCapacity(vocabObject.count)
         for (token, value) in vocabObject {
-            guard let number = value as? NSNumber, let id = Int32(exactly: number.int64Value), id >= 0 else {
-                throw malformed("vocab entry \"\(token)\" has a non-integer id")
+            guard let id = Self.tokenID(value) else {
+                throw malformed("vocab entry \"\(token)\" has id \(value), not an integer in 0..<\(Self.idLimit)")
             }
             vocab[token] = id
         }
@@ -159,9 +159,8 @@ public struct BPETokenizer: TextTokenizer {
         // Added tokens.
         var added = [AddedToken]()
         for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
-            guard let content = entry["content"] as? String, let idNumber = entry["id"] as? NSNumber,
-                  let id = Int32(exactly: idNumber.int64Value), id >= 0 else {
-                throw malformed("added token without string \"content\" and integer \"id\"")
+            guard let content = entry["content"] as? String, let id = entry["id"].flatMap(Self.tokenID) else {
+                throw malformed("added token without string \"content\" and an integer \"id\" in 0..<\(Self.idLimit)")
             }
             let special = entry["special"] as? Bool ?? false
             added.append(AddedToken(id: id, content: content, special: special,
@@ -177,7 +176,7 @@ public struct BPETokenizer: TextTokenizer {
         var tokenOfID = [Int32: String]()
         for (token, id) in vocab { tokenOfID[id] = token }
         for token in added { tokenOfID[token.id] = token.content }
-        let size = Int((tokenOfID.keys.max() ?? -1) + 1)
+        let size = (tokenOfID.keys.max().map(Int.init) ?? -1) + 1   // ≤ idLimit, so the table stays bounded
         vocabularySize = size
         var bytes = [UInt8]()
         var offsets = [Int32](repeating: 0, count: size + 1)
@@ -197,6 +196,18 @@ public struct BPETokenizer: TextTokenizer {
     }
 
     // MARK: Encoding
+
+    /// Token ids are dense tables' indices: 2^24 (16.7M) is far above any real vocabulary
+    /// (GPT-NeoX-20B: 50,277) and keeps the decode table of a hostile file bounded.
+    static let idLimit = 1 << 24
+
+    /// A JSON token id: an integer (not a boolean, not 7.5) in `0..<idLimit`.
+    static func tokenID(_ value: Any) -> Int32? {
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        let double = number.doubleValue
+        guard double == double.rounded(), double >= 0, double < Double(idLimit) else { return nil }
+        return Int32(double)
+    }
 
     public func encode(_ text: String) throws -> [Int32] {
         var text = text

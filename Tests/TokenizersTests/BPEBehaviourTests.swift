@@ -142,6 +142,24 @@ final class BPEBehaviourTests: XCTestCase {
         }
     }
 
+    /// Hostile ids: fractional (never truncated onto another id), Int32.max (no overflow trap),
+    /// 10^9 (no gigabyte decode table) — each a clear error naming the file.
+    func testHostileTokenIDsAreRefused() throws {
+        for bad in [7.5 as Any, Int(Int32.max) as Any, 1_000_000_000 as Any, -1 as Any, true as Any] {
+            var json = minimalJSON()
+            var model = json["model"] as! [String: Any]
+            var vocab = model["vocab"] as! [String: Any]
+            vocab["he"] = bad
+            model["vocab"] = vocab
+            json["model"] = model
+            assertError(json, mentions: ["vocab entry \"he\"", "not an integer"])
+
+            json = minimalJSON()
+            json["added_tokens"] = [["id": bad, "content": "<|x|>", "special": true]]
+            assertError(json, mentions: ["added token"])
+        }
+    }
+
     func testLocate() throws {
         let model = try Fixtures.temporaryFile(named: "tokenizer.json", contents: Data("{}".utf8))
         let directory = model.deletingLastPathComponent()
