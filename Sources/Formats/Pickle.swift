@@ -17,6 +17,11 @@ struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
 /// that the memo also refers to, so lists (and dicts) are boxed rather than copied.
 final class PickleList: @unchecked Sendable {
     var items: [PickleValue] = []
+    /// Nesting depth (1 + the deepest item), kept by the unpickler to bound how deep a pickle nests.
+    var depth = 1
+    /// Set once the list is inside another container: from then on it may not change, so the
+    /// depth recorded for that container stays true.
+    var isNested = false
     init(_ items: [PickleValue] = []) { self.items = items }
 }
 
@@ -25,6 +30,9 @@ final class PickleDict: @unchecked Sendable {
     private(set) var pairs: [(key: PickleValue, value: PickleValue)] = []
     /// Positions of string keys, so a state dict with thousands of entries builds in linear time.
     private var stringKeys: [String: Int] = [:]
+    /// As `PickleList.depth` / `isNested`.
+    var depth = 1
+    var isNested = false
     init() {}
 
     /// Python semantics: assigning an existing key replaces its value in place.
@@ -118,11 +126,22 @@ struct PickleError: Error, CustomStringConvertible, Sendable {
 /// Plain data is built directly; globals, calls and persistent ids are delegated to a resolver.
 /// Text-mode (protocol 0/1) string and integer opcodes are rejected: torch never writes them.
 struct Unpickler {
+    /// How deep containers may nest. A state dict nests a handful of levels; a hostile pickle of
+    /// 10⁶ nested tuples or lists would otherwise overflow the stack when it is printed or freed
+    /// (both recursive), so deeper nesting is refused as it is built.
+    static let maxDepth = 64
+
+    /// A stack entry: the value and how deep it nests (scalars 0, a container 1 + its deepest item).
+    private struct Slot {
+        var value: PickleValue
+        var depth: Int
+    }
+
     private let bytes: [UInt8]
     private var position = 0
-    private var stack: [PickleValue] = []
+    private var stack: [Slot] = []
     private var markStack: [Int] = []
-    private var memo: [Int: PickleValue] = [:]
+    private var memo: [Int: Slot] = [:]
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
@@ -179,14 +198,20 @@ struct Unpickler {
         return text
     }
 
-    private mutating func pop() throws -> PickleValue {
+    private mutating func push(_ value: PickleValue, depth: Int = 0) {
+        stack.append(Slot(value: value, depth: depth))
+    }
+
+    private mutating func popSlot() throws -> Slot {
         guard let top = stack.popLast() else { throw fail("stack underflow") }
         if let mark = markStack.last, stack.count < mark { throw fail("stack underflow past a MARK") }
         return top
     }
 
+    private mutating func pop() throws -> PickleValue { try popSlot().value }
+
     /// Everything above the most recent MARK, which is removed.
-    private mutating func popMark() throws -> [PickleValue] {
+    private mutating func popMark() throws -> [Slot] {
         guard let mark = markStack.popLast() else { throw fail("no MARK on the stack") }
         guard mark <= stack.count else { throw fail("MARK lies above the stack") }
         let items = Array(stack[mark...])
@@ -195,8 +220,27 @@ struct Unpickler {
     }
 
     private func top() throws -> PickleValue {
-        guard let value = stack.last else { throw fail("stack underflow") }
-        return value
+        guard let slot = stack.last else { throw fail("stack underflow") }
+        return slot.value
+    }
+
+    /// The depth of a container built from `items` (which become nested and may no longer
+    /// change), refused past `maxDepth`.
+    private func nest(_ items: [Slot]) throws -> Int {
+        var deepest = 0
+        for item in items {
+            switch item.value {
+            case .list(let list): deepest = max(deepest, list.depth); list.isNested = true
+            case .dict(let dict): deepest = max(deepest, dict.depth); dict.isNested = true
+            default: deepest = max(deepest, item.depth)
+            }
+        }
+        guard deepest < Self.maxDepth else { throw fail("containers nest deeper than \(Self.maxDepth) levels") }
+        return deepest + 1
+    }
+
+    private mutating func pushTuple(_ items: [Slot]) throws {
+        push(.tuple(items.map(\.value)), depth: try nest(items))
     }
 
     /// Two's-complement little-endian integer (LONG1 / LONG4); torch only needs values that fit Int.
@@ -210,12 +254,13 @@ struct Unpickler {
     }
 
     private mutating func put(_ index: Int) throws {
-        memo[index] = try top()
+        guard let slot = stack.last else { throw fail("stack underflow") }
+        memo[index] = slot
     }
 
-    private func get(_ index: Int) throws -> PickleValue {
-        guard let value = memo[index] else { throw fail("memo key \(index) was never stored") }
-        return value
+    private mutating func get(_ index: Int) throws {
+        guard let slot = memo[index] else { throw fail("memo key \(index) was never stored") }
+        stack.append(slot)
     }
 
     private func global(_ value: PickleValue) throws -> PickleGlobal {
@@ -243,99 +288,102 @@ struct Unpickler {
             case 0x31: // POP_MARK
                 _ = try popMark()
             case 0x32: // DUP
-                stack.append(try top())
+                guard let slot = stack.last else { throw fail("stack underflow") }
+                stack.append(slot)
 
-            case 0x4E: stack.append(.none) // NONE
-            case 0x88: stack.append(.bool(true)) // NEWTRUE
-            case 0x89: stack.append(.bool(false)) // NEWFALSE
+            case 0x4E: push(.none) // NONE
+            case 0x88: push(.bool(true)) // NEWTRUE
+            case 0x89: push(.bool(false)) // NEWFALSE
             case 0x4A: // BININT
-                stack.append(.int(Int(Int32(bitPattern: UInt32(try readUnsigned(4))))))
-            case 0x4B: stack.append(.int(Int(try readUnsigned(1)))) // BININT1
-            case 0x4D: stack.append(.int(Int(try readUnsigned(2)))) // BININT2
+                push(.int(Int(Int32(bitPattern: UInt32(try readUnsigned(4))))))
+            case 0x4B: push(.int(Int(try readUnsigned(1)))) // BININT1
+            case 0x4D: push(.int(Int(try readUnsigned(2)))) // BININT2
             case 0x8A: // LONG1
                 let count = try readLength(1)
-                stack.append(.int(try long(try read(count))))
+                push(.int(try long(try read(count))))
             case 0x8B: // LONG4
                 let count = try readLength(4)
-                stack.append(.int(try long(try read(count))))
+                push(.int(try long(try read(count))))
             case 0x47: // BINFLOAT: big-endian IEEE double
                 var raw: UInt64 = 0
                 for byte in try read(8) { raw = raw << 8 | UInt64(byte) }
-                stack.append(.float(Double(bitPattern: raw)))
+                push(.float(Double(bitPattern: raw)))
 
-            case 0x58: stack.append(.string(try utf8(try readLength(4)))) // BINUNICODE
-            case 0x8C: stack.append(.string(try utf8(try readLength(1)))) // SHORT_BINUNICODE
-            case 0x8D: stack.append(.string(try utf8(try readLength(8)))) // BINUNICODE8
-            case 0x42: stack.append(.bytes(Array(try read(try readLength(4))))) // BINBYTES
-            case 0x43: stack.append(.bytes(Array(try read(try readLength(1))))) // SHORT_BINBYTES
-            case 0x8E: stack.append(.bytes(Array(try read(try readLength(8))))) // BINBYTES8
+            case 0x58: push(.string(try utf8(try readLength(4)))) // BINUNICODE
+            case 0x8C: push(.string(try utf8(try readLength(1)))) // SHORT_BINUNICODE
+            case 0x8D: push(.string(try utf8(try readLength(8)))) // BINUNICODE8
+            case 0x42: push(.bytes(Array(try read(try readLength(4))))) // BINBYTES
+            case 0x43: push(.bytes(Array(try read(try readLength(1))))) // SHORT_BINBYTES
+            case 0x8E: push(.bytes(Array(try read(try readLength(8))))) // BINBYTES8
 
-            case 0x29: stack.append(.tuple([])) // EMPTY_TUPLE
-            case 0x74: stack.append(.tuple(try popMark())) // TUPLE
+            case 0x29: push(.tuple([]), depth: 1) // EMPTY_TUPLE
+            case 0x74: try pushTuple(try popMark()) // TUPLE
             case 0x85: // TUPLE1
-                let a = try pop()
-                stack.append(.tuple([a]))
+                let a = try popSlot()
+                try pushTuple([a])
             case 0x86: // TUPLE2
-                let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
+                let b = try popSlot(), a = try popSlot()
+                try pushTuple([a, b])
             case 0x87: // TUPLE3
-                let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
-            case 0x5D: stack.append(.list(PickleList())) // EMPTY_LIST
-            case 0x6C: stack.append(.list(PickleList(try popMark()))) // LIST
-            case 0x7D: stack.append(.dict(PickleDict())) // EMPTY_DICT
+                let c = try popSlot(), b = try popSlot(), a = try popSlot()
+                try pushTuple([a, b, c])
+            case 0x5D: push(.list(PickleList())) // EMPTY_LIST
+            case 0x6C: // LIST
+                let items = try popMark()
+                let list = PickleList(items.map(\.value))
+                list.depth = try nest(items)
+                push(.list(list))
+            case 0x7D: push(.dict(PickleDict())) // EMPTY_DICT
             case 0x64: // DICT
                 let items = try popMark()
-                stack.append(.dict(try makeDict(items)))
+                let dict = try makeDict(items.map(\.value))
+                dict.depth = try nest(items)
+                push(.dict(dict))
             case 0x61: // APPEND
-                let item = try pop()
-                guard case .list(let list) = try top() else { throw fail("APPEND to a non-list") }
-                list.items.append(item)
+                let item = try popSlot()
+                try append([item], to: try top())
             case 0x65: // APPENDS
                 let items = try popMark()
-                guard case .list(let list) = try top() else { throw fail("APPENDS to a non-list") }
-                list.items.append(contentsOf: items)
+                try append(items, to: try top())
             case 0x73: // SETITEM
-                let value = try pop(), key = try pop()
-                guard case .dict(let dict) = try top() else { throw fail("SETITEM on a non-dict") }
-                dict.set(key, value)
+                let value = try popSlot(), key = try popSlot()
+                try setItems([key, value], in: try top())
             case 0x75: // SETITEMS
                 let items = try popMark()
-                guard case .dict(let dict) = try top() else { throw fail("SETITEMS on a non-dict") }
                 guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
-                for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
+                try setItems(items, in: try top())
 
             case 0x71: try put(Int(try readUnsigned(1))) // BINPUT
             case 0x72: try put(Int(try readUnsigned(4))) // LONG_BINPUT
             case 0x94: try put(memo.count) // MEMOIZE
-            case 0x68: stack.append(try get(Int(try readUnsigned(1)))) // BINGET
-            case 0x6A: stack.append(try get(Int(try readUnsigned(4)))) // LONG_BINGET
+            case 0x68: try get(Int(try readUnsigned(1))) // BINGET
+            case 0x6A: try get(Int(try readUnsigned(4))) // LONG_BINGET
 
             case 0x63: // GLOBAL
                 let module = try readLine(), name = try readLine()
-                stack.append(try allowed(PickleGlobal(module, name), resolver))
+                push(try allowed(PickleGlobal(module, name), resolver))
             case 0x93: // STACK_GLOBAL
                 let name = try pop(), module = try pop()
                 guard case .string(let n) = name, case .string(let m) = module else {
                     throw fail("STACK_GLOBAL needs two strings")
                 }
-                stack.append(try allowed(PickleGlobal(m, n), resolver))
+                push(try allowed(PickleGlobal(m, n), resolver))
             case 0x52: // REDUCE
                 let arguments = try pop(), callable = try pop()
                 guard case .tuple(let args) = arguments else { throw fail("REDUCE arguments are not a tuple") }
                 let g = try global(callable)
-                stack.append(try located { try resolver.call(g, arguments: args) })
+                push(try located { try resolver.call(g, arguments: args) })
             case 0x81: // NEWOBJ: cls.__new__(cls, *args)
                 let arguments = try pop(), cls = try pop()
                 guard case .tuple(let args) = arguments else { throw fail("NEWOBJ arguments are not a tuple") }
                 let g = try global(cls)
-                stack.append(try located { try resolver.call(g, arguments: args) })
+                push(try located { try resolver.call(g, arguments: args) })
             case 0x62: // BUILD
                 let state = try pop(), object = try pop()
-                stack.append(try located { try resolver.build(object, state: state) })
+                push(try located { try resolver.build(object, state: state) })
             case 0x51: // BINPERSID
                 let id = try pop()
-                stack.append(try located { try resolver.persistentLoad(id) })
+                push(try located { try resolver.persistentLoad(id) })
 
             default:
                 throw fail(String(format: "unsupported pickle opcode 0x%02x", opcode))
@@ -356,6 +404,22 @@ struct Unpickler {
             throw fail("forbidden global '\(global)': only tensor-rebuilding globals are allowed in a checkpoint")
         }
         return .global(global)
+    }
+
+    /// `APPEND`/`APPENDS`: a list still being built (not yet inside another container) grows.
+    private func append(_ items: [Slot], to target: PickleValue) throws {
+        guard case .list(let list) = target else { throw fail("APPEND to a non-list") }
+        guard !list.isNested else { throw fail("APPEND to a list already inside another container (not something torch.save writes)") }
+        list.depth = max(list.depth, try nest(items))
+        list.items.append(contentsOf: items.map(\.value))
+    }
+
+    /// `SETITEM`/`SETITEMS`: as `append`, for dicts; `items` are key, value pairs.
+    private func setItems(_ items: [Slot], in target: PickleValue) throws {
+        guard case .dict(let dict) = target else { throw fail("SETITEM on a non-dict") }
+        guard !dict.isNested else { throw fail("SETITEM on a dict already inside another container (not something torch.save writes)") }
+        dict.depth = max(dict.depth, try nest(items))
+        for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i].value, items[i + 1].value) }
     }
 
     private func makeDict(_ items: [PickleValue]) throws -> PickleDict {

@@ -171,6 +171,24 @@ final class CheckpointTorchTests: XCTestCase {
         }
     }
 
+    /// 10⁶ nested TUPLE1s or 5·10⁵ nested LISTs are refused as they are built, not by a stack
+    /// overflow while the error message or the values' teardown recurses through them.
+    func testDeeplyNestedPicklesAreRefused() throws {
+        let file = try MappedFile(CheckpointFixtures.url("torch/assorted.bin"))
+        let resolver = TorchResolver(file: file, directory: try ZipDirectory(file), prefix: "assorted/")
+        let tuples: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 1_000_000) + [0x2E]
+        let lists: [UInt8] = [0x80, 0x02] + [UInt8](repeating: 0x28, count: 500_000) + [0x5D]
+            + [UInt8](repeating: 0x6C, count: 500_000) + [0x2E]
+        for (name, pickle) in [("tuples", tuples), ("lists", lists)] {
+            XCTAssertThrowsError(try Unpickler.load(pickle, resolver: resolver), name) { error in
+                XCTAssertTrue("\(error)".contains("nest deeper than \(Unpickler.maxDepth)"), "\(name): \(error)")
+            }
+        }
+        // Shallow nesting is fine: 10 tuples deep.
+        let shallow: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 10) + [0x2E]
+        XCTAssertNoThrow(try Unpickler.load(shallow, resolver: resolver))
+    }
+
     /// Cut at any length or with any byte flipped, an archive either loads with every tensor inside
     /// the file or fails with a NeoXError: never a crash (the test process would die).
     func testDamagedArchivesNeverCrash() throws {
