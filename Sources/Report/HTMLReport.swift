@@ -56,12 +56,24 @@ public struct HTMLReport: Sendable {
         return destination
     }
 
+    /// The page. NaN and ±inf values cannot be drawn: they are left out of every chart, and the
+    /// page says how many there are (metrics.csv keeps them).
     public func render() -> String {
+        var finite = self
+        finite.rows = rows.filter(\.value.isFinite)
+        return finite.renderFinite(total: rows.count)
+    }
+
+    private func renderFinite(total: Int) -> String {
         var body = ""
         let steps = Set(rows.map(\.step)).sorted()
-        body += "<header><h1>\(SVG.escape(title))</h1><p>\(rows.count) metric rows, \(steps.count) checkpoints"
+        body += "<header><h1>\(SVG.escape(title))</h1><p>\(total) metric rows, \(steps.count) checkpoints"
         if let first = steps.first, let last = steps.last { body += " (steps \(first)–\(last))" }
         body += ". Step axes are logarithmic; step 0 is drawn on its own tick left of the axis break (//).</p></header>"
+        if total > rows.count {
+            body += "<div class=\"warning\">\(total - rows.count) metric values are not finite (NaN or ±inf): "
+                + "they are left out of the charts below; metrics.csv has them.</div>"
+        }
         body += identicalCheckpointsWarning()
         body += runTable()
 
@@ -138,7 +150,7 @@ public struct HTMLReport: Sendable {
     private func identicalCheckpointsWarning() -> String {
         var sameAs: [Int: Int] = [:]
         for row in rows where row.site == SweepNames.checkpointSite && row.metric == SweepNames.identicalToStep && row.value.isFinite {
-            sameAs[row.step] = Int(row.value)
+            if let step = Int(exactly: row.value) { sameAs[row.step] = step }
         }
         // run.json lists them too (metrics.csv may have been filtered or trimmed).
         if let runInfo, let object = (try? JSONSerialization.jsonObject(with: Data(runInfo.utf8))) as? [String: Any],
@@ -410,7 +422,7 @@ public struct HTMLReport: Sendable {
         var title = "Perplexity on the evaluation tokens"
         if sites == [SweepNames.evaluationTokensSite],
            let tokens = modelWidePoints(site: SweepNames.evaluationTokensSite, metric: MetricName.tokenCount).last?.value {
-            title += " (\(Int(tokens)) scored tokens)"
+            title += " (\(String(format: "%.0f", tokens)) scored tokens)"
         }
         let series = sites.map { Series(label: $0, points: bySite[$0]!) }
         return .figure(LineChart(title: title, yTitle: "perplexity", series: series, ordered: false, preferLogY: true,
@@ -419,7 +431,7 @@ public struct HTMLReport: Sendable {
 
     private func lambadaTitle(_ base: String) -> String {
         guard let count = modelWidePoints(site: SweepNames.lambadaSite, metric: SweepNames.exampleCount).last?.value else { return base }
-        return base + " (\(Int(count)) examples)"
+        return base + " (\(String(format: "%.0f", count)) examples)"
     }
 
     private func lambadaAccuracyChart() -> Plot {

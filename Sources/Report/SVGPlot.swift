@@ -40,6 +40,7 @@ enum SVG {
     /// Short tick label: 1, 20, 2.5, 0.001, 1e+06, 3k for steps.
     static func tickLabel(_ value: Double) -> String {
         if value == 0 { return "0" }
+        guard value.isFinite else { return String(value) }
         let magnitude = abs(value)
         if magnitude >= 1e5 || magnitude < 1e-3 {
             // 1e5, 2.5e-4 (not %g's 0.0001, which is as wide as the axis margin)
@@ -108,9 +109,12 @@ struct StepAxis {
 
     private var positiveLeft: Double { left + (hasZero ? Self.zeroGap : 0) }
 
-    func x(_ step: Int) -> Double {
+    func x(_ step: Int) -> Double { x(Double(step)) }
+
+    /// Ticks reach 10^19, past Int.max: positions are computed in Double.
+    func x(_ step: Double) -> Double {
         if step <= 0 { return left + 8 }
-        let t = (log10(Double(step)) - logMin) / (logMax - logMin)
+        let t = (log10(step) - logMin) / (logMax - logMin)
         return positiveLeft + t * (right - positiveLeft)
     }
 
@@ -135,7 +139,7 @@ struct StepAxis {
         var svg = "<g class=\"axis\">"
         svg += "<line x1=\"\(SVG.number(positiveLeft - (hasZero ? 6 : 0)))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(right))\" y2=\"\(SVG.number(y))\"/>"
         for (value, label) in ticks {
-            let x = self.x(Int(value.rounded()))
+            let x = self.x(value)
             let length = label == nil ? 3.0 : 6.0
             svg += "<line x1=\"\(SVG.number(x))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(x))\" y2=\"\(SVG.number(y + length))\"/>"
             if let label {
@@ -185,7 +189,8 @@ struct ValueAxis {
             high = max(ceil(log10(maximum) * 4) / 4, low + 0.25)
         } else {
             if minimum == maximum { minimum -= abs(minimum) * 0.1 + 0.5; maximum += abs(maximum) * 0.1 + 0.5 }
-            let step = Self.niceStep((maximum - minimum) / 5)
+            // Each end divided before subtracting: ±1e308 must not overflow into an infinite span.
+            let step = Self.niceStep(maximum / 5 - minimum / 5)
             low = floor(minimum / step) * step
             high = ceil(maximum / step) * step
         }
@@ -218,12 +223,15 @@ struct ValueAxis {
             }
             return result
         }
-        let step = Self.niceStep((high - low) / 5)
+        let step = Self.niceStep(high / 5 - low / 5)
         var result: [Double] = []
         var value = low
-        while value <= high + step * 1e-6 {
+        // Bounded, and stops if adding the step no longer moves the value (huge magnitudes).
+        while value <= high + step * 1e-6, result.count < 100 {
             result.append(abs(value) < step * 1e-9 ? 0 : value)
-            value += step
+            let next = value + step
+            guard next > value else { break }
+            value = next
         }
         return result
     }

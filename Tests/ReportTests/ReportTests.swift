@@ -99,6 +99,21 @@ final class ReportTests: XCTestCase {
         XCTAssertFalse(html.contains("first all"))
     }
 
+    /// Hostile values (1e300, ±1e308, NaN, ±inf) and an Int.max step render a page: no trap in a
+    /// Double→Int conversion, no endless tick loop; values that cannot be plotted are said to be left out.
+    func testHostileValuesRenderWithoutCrashing() {
+        var rows = Self.syntheticRows(steps: [0, 16, 1000])
+        for (k, value) in [1e300, -1e308, 1e308, .nan, .infinity, -.infinity].enumerated() {
+            rows.append(MetricRow(step: 16 + k, layer: 0, site: "resid_post", metric: MetricName.maxAbs, value: value))
+            rows.append(MetricRow(step: 16, layer: k, site: "attn_out", metric: MetricName.cka, value: value))
+        }
+        rows.append(MetricRow(step: Int.max, layer: 0, site: "resid_post", metric: MetricName.maxAbs, value: 1))
+        rows.append(MetricRow(step: Int.max - 1, layer: nil, site: SweepNames.lambadaSite, metric: MetricName.acc, value: .nan))
+        let html = HTMLReport(rows: rows).render()
+        XCTAssertTrue(html.contains("<svg"))
+        XCTAssertTrue(html.contains("not finite"), "the page says non-finite values were left out")
+    }
+
     /// The SVG of each chart, in page order.
     private func charts(_ html: String) -> [String] {
         html.components(separatedBy: "<svg class=\"chart\"").dropFirst().map { $0.components(separatedBy: "</svg>")[0] }
