@@ -37,7 +37,7 @@ struct TokenizeCommand: ParsableCommand {
         if decode {
             let text = String(decoding: bytes, as: UTF8.self)
             var ids: [Int32] = []
-            for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }) {
+            for field in text.split(whereSeparator: \.isWhitespace) {
                 guard let id = Int32(field) else {
                     throw CommandFailure("\(inputName): \"\(field)\" is not an integer token id")
                 }
