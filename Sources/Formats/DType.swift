@@ -20,6 +20,25 @@ public enum DType: String, Sendable, CaseIterable {
         }
     }
 
+    /// How many of `count` elements at `source` are NaN or ±inf, read from the exponent bits
+    /// (all ones) without widening; 0 for integer types.
+    public func nonFiniteCount(_ source: UnsafeRawPointer, count: Int) -> Int {
+        func countAllOnes<Bits: FixedWidthInteger>(_ type: Bits.Type, exponent: Bits) -> Int {
+            var found = 0
+            for i in 0..<count where source.loadUnaligned(fromByteOffset: MemoryLayout<Bits>.size * i, as: Bits.self) & exponent == exponent {
+                found += 1
+            }
+            return found
+        }
+        switch self {
+        case .f16: return countAllOnes(UInt16.self, exponent: 0x7C00)
+        case .bf16: return countAllOnes(UInt16.self, exponent: 0x7F80)
+        case .f32: return countAllOnes(UInt32.self, exponent: 0x7F80_0000)
+        case .f64: return countAllOnes(UInt64.self, exponent: 0x7FF0_0000_0000_0000)
+        default: return 0
+        }
+    }
+
     /// Widens `count` elements of this dtype at `source` into fp32 at `destination`.
     /// Unaligned reads are safe: mmapped zip entries need not be aligned.
     public func widen(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {

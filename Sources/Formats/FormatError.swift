@@ -21,6 +21,8 @@ public struct FormatError: Error, CustomStringConvertible, Sendable, Equatable {
         case missingTensor
         /// A tensor's shape or byte span disagrees with config.json or its dtype.
         case shapeMismatch
+        /// Weights hold NaN or ±inf (a diverged or damaged checkpoint): refused unless asked for.
+        case nonFinite
         /// A value passed in by the caller is unusable (empty model specification, …).
         case invalidArgument
     }

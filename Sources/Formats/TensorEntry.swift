@@ -26,6 +26,11 @@ public struct TensorEntry: Sendable {
         try file.withUnsafeBytes(offset: offset, length: byteCount, body)
     }
 
+    /// Elements that are NaN or ±inf, as stored.
+    public func nonFiniteCount() -> Int {
+        withUnsafeBytes { bytes in bytes.baseAddress.map { dtype.nonFiniteCount($0, count: elementCount) } ?? 0 }
+    }
+
     /// The tensor widened to fp32.
     public func float32() throws -> [Float] {
         guard dtype.isFloatingPoint else {

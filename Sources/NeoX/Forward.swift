@@ -35,10 +35,12 @@ public final class NeoXModel: Sendable {
     ///   - activation: override the config's `hidden_act` (e.g. `.geluTanh` as GPT-NeoX trained).
     ///   - layers: load only blocks `0..<layers` (for probes that never look deeper).
     ///   - loadUnembedding: false skips `embed_out` (no logits possible, saves V·d floats).
+    ///   - allowNonFinite: load weights holding NaN or ±inf instead of refusing them.
     public init(checkpoint: Checkpoint, activation: MLPActivation? = nil, layers: Int? = nil,
-                loadUnembedding: Bool = true) throws {
+                loadUnembedding: Bool = true, allowNonFinite: Bool = false) throws {
         config = checkpoint.config
-        weights = try NeoXWeights(checkpoint: checkpoint, layers: layers, loadUnembedding: loadUnembedding)
+        weights = try NeoXWeights(checkpoint: checkpoint, layers: layers, loadUnembedding: loadUnembedding,
+                                  allowNonFinite: allowNonFinite)
         self.activation = activation ?? checkpoint.config.activation
         rotary = RotaryTable(dims: config.rotaryDims, positions: config.maxPositionEmbeddings, base: config.rotaryBase)
         directory = checkpoint.directory
@@ -46,16 +48,17 @@ public final class NeoXModel: Sendable {
     }
 
     /// Loads only what `plan` needs: its blocks, and the unembedding if it computes logits.
-    public convenience init(checkpoint: Checkpoint, plan: ForwardPlan, activation: MLPActivation? = nil) throws {
+    public convenience init(checkpoint: Checkpoint, plan: ForwardPlan, activation: MLPActivation? = nil,
+                            allowNonFinite: Bool = false) throws {
         try self.init(checkpoint: checkpoint, activation: activation, layers: plan.layers,
-                      loadUnembedding: plan.needsUnembedding)
+                      loadUnembedding: plan.needsUnembedding, allowNonFinite: allowNonFinite)
     }
 
     /// Opens the checkpoint in `directory` (any layout `Checkpoint` reads) and loads it.
     public convenience init(directory: URL, activation: MLPActivation? = nil, layers: Int? = nil,
-                            loadUnembedding: Bool = true) throws {
+                            loadUnembedding: Bool = true, allowNonFinite: Bool = false) throws {
         try self.init(checkpoint: Checkpoint(directory: directory), activation: activation,
-                      layers: layers, loadUnembedding: loadUnembedding)
+                      layers: layers, loadUnembedding: loadUnembedding, allowNonFinite: allowNonFinite)
     }
 
     /// Number of blocks whose weights are loaded.

@@ -52,10 +52,16 @@ public struct NeoXWeights: Sendable {
     public let finalNormBias: [Float]      // gpt_neox.final_layer_norm.bias [d]
     /// `embed_out.weight [V, d]` (or `embed_in` when tied); nil when loaded without the unembedding.
     public let unembedding: [Float]?
+    /// Tensors of the checkpoint this model never reads (for instance biases a config with
+    /// `attention_bias: false` disables, or `embed_out` when `tie_word_embeddings` is set), so a
+    /// caller can say so instead of silently running a different model than the file holds.
+    public let ignoredTensors: [String]
 
     /// Reads the weights of blocks `0..<(layers ?? config.numLayers)`; `loadUnembedding: false`
-    /// skips `embed_out` (saves V·d floats when no logits will be asked for).
-    public init(checkpoint: Checkpoint, layers: Int? = nil, loadUnembedding: Bool = true) throws {
+    /// skips `embed_out` (saves V·d floats when no logits will be asked for). Weights holding NaN
+    /// or ±inf are refused (`FormatError.Kind.nonFinite`, naming tensor and count) unless
+    /// `allowNonFinite` — a diverged checkpoint would otherwise turn every result into NaN.
+    public init(checkpoint: Checkpoint, layers: Int? = nil, loadUnembedding: Bool = true, allowNonFinite: Bool = false) throws {
         let config = checkpoint.config
         let count = layers ?? config.numLayers
         guard count >= 0, count <= config.numLayers else {
@@ -63,6 +69,19 @@ public struct NeoXWeights: Sendable {
         }
         let d = config.hiddenSize, ff = config.intermediateSize, V = config.vocabSize
         self.config = config
+        let used = Self.tensorNames(config: config, layers: count, unembedding: loadUnembedding)
+        if !allowNonFinite {
+            for name in used {
+                guard let entry = checkpoint.entries[name] else { continue }   // missing: reported by the load below
+                let bad = entry.nonFiniteCount()
+                if bad > 0 {
+                    throw FormatError(.nonFinite, "tensor '\(name)' holds \(bad) non-finite values (NaN or ±inf) of \(entry.elementCount): "
+                        + "a diverged or damaged checkpoint", file: entry.file.url)
+                }
+            }
+        }
+        let everything = Self.tensorNames(config: config, layers: config.numLayers, unembedding: true)
+        ignoredTensors = checkpoint.entries.keys.filter { !everything.contains($0) }.sorted()
 
         guard let embedEntry = checkpoint.entries["gpt_neox.embed_in.weight"] else {
             throw FormatError(.missingTensor, "missing tensor 'gpt_neox.embed_in.weight' (layout: \(checkpoint.layout))", file: checkpoint.directory)
@@ -103,6 +122,23 @@ public struct NeoXWeights: Sendable {
         } else {
             unembedding = nil
         }
+    }
+}
+
+extension NeoXWeights {
+    /// The checkpoint tensors a model of `config` reads for `layers` blocks (and the unembedding).
+    static func tensorNames(config: NeoXConfig, layers: Int, unembedding: Bool) -> Set<String> {
+        var names: Set<String> = ["gpt_neox.embed_in.weight", "gpt_neox.final_layer_norm.weight", "gpt_neox.final_layer_norm.bias"]
+        for layer in 0..<layers {
+            let prefix = "gpt_neox.layers.\(layer)."
+            var suffixes = ["input_layernorm.weight", "input_layernorm.bias", "post_attention_layernorm.weight",
+                            "post_attention_layernorm.bias", "attention.query_key_value.weight", "attention.dense.weight",
+                            "mlp.dense_h_to_4h.weight", "mlp.dense_h_to_4h.bias", "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.bias"]
+            if config.attentionBias { suffixes += ["attention.query_key_value.bias", "attention.dense.bias"] }
+            names.formUnion(suffixes.map { prefix + $0 })
+        }
+        if unembedding && !config.tieWordEmbeddings { names.insert("embed_out.weight") }
+        return names
     }
 }
 

@@ -23,6 +23,8 @@ public struct SweepOptions: Sendable {
     public var lambadaLimit: Int?
     /// MLP activation override (nil: the config's `hidden_act`).
     public var activation: MLPActivation?
+    /// Load checkpoints whose weights hold NaN or ±inf instead of stopping at the first one.
+    public var allowNonFinite = false
     /// Tokenizer file (nil: located by `TokenizerLoader.locate` from the first checkpoint's directory).
     public var tokenizer: String?
     /// Where to look for a tokenizer when the checkpoints carry none (the caller's places, in order).

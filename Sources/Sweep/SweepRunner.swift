@@ -92,7 +92,8 @@ public struct SweepRunner {
     private func load(_ plan: SweepPlan, job k: Int) -> SweepLoader? {
         guard k < plan.jobs.count else { return nil }
         let job = plan.jobs[k]
-        return SweepLoader(job: job, activation: options.activation, knownHash: plan.results.recordedHash(step: job.step))
+        return SweepLoader(job: job, activation: options.activation, allowNonFinite: options.allowNonFinite,
+                           knownHash: plan.results.recordedHash(step: job.step))
     }
 
     /// What the plan found before any work starts: a reference cache to build, checkpoints already done.

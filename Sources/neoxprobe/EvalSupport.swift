@@ -16,10 +16,12 @@ struct EvalSetup {
 
     /// - Parameters:
     ///   - activation: an override of the config's `hidden_act`, or nil.
-    static func load(model spec: String, tokenizer: TokenizerOptions, activation: MLPActivation?) throws -> EvalSetup {
+    static func load(model spec: String, tokenizer: TokenizerOptions, activation: MLPActivation?,
+                     allowNonFinite: Bool = false) throws -> EvalSetup {
         let directory = try ModelLocator.resolve(spec, modelFolders: SearchPaths.modelFolders)
         let checkpoint = try Checkpoint(directory: directory)
-        let model = try NeoXModel(checkpoint: checkpoint, activation: activation)
+        let model = try NeoXModel(checkpoint: checkpoint, activation: activation, allowNonFinite: allowNonFinite)
+        for name in model.weights.ignoredTensors { warnIgnored(name, in: directory) }
         let tokenizerURL = try tokenizer.locate(modelDirectory: directory)
         let tokenizer = try TokenizerLoader.load(tokenizerURL)
         let configURL = directory.appendingPathComponent("config.json")
@@ -77,4 +79,10 @@ func requireFile(_ path: String, what: String) throws -> String {
     }
     guard !isDirectory.boolValue else { throw CommandFailure("\(what) \(path) is a directory, expected a file") }
     return path
+}
+
+/// A checkpoint tensor the model does not read (the config disables it): said on standard error,
+/// so a run never silently computes a different model than the file holds.
+func warnIgnored(_ tensor: String, in directory: URL) {
+    FileHandle.standardError.write(Data("warning: \(directory.path): tensor '\(tensor)' is not used by this config (e.g. attention_bias: false or tie_word_embeddings: true); ignored\n".utf8))
 }

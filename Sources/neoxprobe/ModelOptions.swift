@@ -15,10 +15,13 @@ struct TokenizerOptions: ParsableArguments {
     }
 }
 
-/// `--gelu`, shared by every command that runs a model.
+/// `--gelu` and `--allow-nonfinite`, shared by every command that runs a model.
 struct ActivationOptions: ParsableArguments {
     @Option(name: .long, help: GeluChoice.help)
     var gelu: GeluChoice?
+
+    @Flag(name: .long, help: "Load weights that hold NaN or ±inf (refused by default: every result would be NaN).")
+    var allowNonfinite = false
 
     /// The override of the config's `hidden_act`, or nil.
     var activation: MLPActivation? { gelu?.activation }
@@ -34,9 +37,10 @@ struct ModelOptions: ParsableArguments {
     @OptionGroup var activationOptions: ActivationOptions
 
     var activation: MLPActivation? { activationOptions.activation }
+    var allowNonFinite: Bool { activationOptions.allowNonfinite }
 
     /// Loads what the evaluation commands need: model, tokenizer, provenance.
     func loadEvalSetup() throws -> EvalSetup {
-        try EvalSetup.load(model: model, tokenizer: tokenizerOptions, activation: activation)
+        try EvalSetup.load(model: model, tokenizer: tokenizerOptions, activation: activation, allowNonFinite: allowNonFinite)
     }
 }

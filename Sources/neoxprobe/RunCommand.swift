@@ -60,7 +60,9 @@ struct RunCommand: ParsableCommand {
         do { plan = try ForwardPlan(config: config, capture: hooks.filter) } catch let error as NeoXError where error.kind == .unknownHook {
             throw CommandFailure("--hooks: \(error.message)")
         }
-        let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: modelOptions.activation)
+        let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: modelOptions.activation,
+                                    allowNonFinite: modelOptions.allowNonFinite)
+        for name in network.weights.ignoredTensors { warnIgnored(name, in: directory) }
         let loaded = Date()
 
         let batch = try readInput(config: config, modelDirectory: directory)

@@ -125,6 +125,7 @@ struct SweepCommand: ParsableCommand {
         options.lambadaData = lambadaData ?? LambadaCommand.defaultData
         options.lambadaLimit = lambadaLimit
         options.activation = activationOptions.activation
+        options.allowNonFinite = activationOptions.allowNonfinite
         options.tokenizer = tokenizerOptions.tokenizer
         options.tokenizerFallbacks = SearchPaths.tokenizers
         options.topK = topK
