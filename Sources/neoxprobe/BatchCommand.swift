@@ -53,7 +53,10 @@ struct BatchCommand: ParsableCommand {
     func run() throws {
         let dataset = try IndexedDataset(prefix: data)
         guard dataset.count > 0 else { throw CommandFailure("\(dataset.indexPath) has no rows") }
-        let selected = try RowSelection.rows(step: step, batchSize: batchSize, rows: rows?.description, rowCount: dataset.count)
+        let selected: [Int]
+        do { selected = try RowSelection.rows(step: step, batchSize: batchSize, rows: rows?.description, rowCount: dataset.count) } catch let error as CorpusError where error.kind == .outOfRange {
+            throw CommandFailure("--rows: \(error)")
+        }
 
         let textTokenizer: (any TextTokenizer)?
         if decode {
