@@ -21,8 +21,8 @@ struct GradCommand: ParsableCommand {
         embed_out.weight, …) and --hooks activation gradients by TransformerLens hook (blocks.3.hook_resid_post \
         or blocks.3.hook_resid_post_grad; written as …_grad, [B, T, d]); both take comma-separated globs where \
         * matches anything, and only what they select is kept. Rows are processed --micro-batch at a time and \
-        the gradients of all passes are summed in float64 weighted by each pass's token count, so the result is \
-        the gradient of the loss over every selected row with memory bounded by one pass.
+        the gradients of all passes are summed in float64 weighted by each pass's token count (GradientAccumulator), \
+        so the result is the gradient of the loss over every selected row with memory bounded by one pass.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -107,20 +107,16 @@ struct GradCommand: ParsableCommand {
         let loaded = Date()
 
         var best = Double.infinity
-        var outcome = GradientSums()
+        var accumulated: GradientAccumulator? = nil
         for _ in 0..<repeats {
-            outcome = GradientSums()   // releases the previous repeat's sums first
-            let sums = outcome, start = Date()
-            for pass in passes {
-                let result = try model.backward(tokens: pass.inputs, targets: pass.targets, plan: plan) { point, shape, values in
-                    sums.add(point, shape: shape, values: values, tokens: pass.targets.count, single: passes.count == 1)
-                }
-                sums.finishPass(loss: result.loss, tokens: result.tokenCount)
-            }
+            accumulated = nil   // releases the previous repeat's gradients first
+            let start = Date()
+            accumulated = try GradientAccumulator.run(model, passes: passes, plan: plan)
             best = min(best, Date().timeIntervalSince(start))
         }
+        let outcome = accumulated!
         let computed = Date()
-        let tensors = outcome.tensors()
+        let tensors = outcome.takeTensors()
         let outURL = URL(fileURLWithPath: out)
         try SafeTensorsWriter.write(tensors, to: outURL, metadata: [
             "model": directory.path, "loss": "\(outcome.loss)", "token_count": "\(outcome.tokenCount)",
@@ -164,7 +160,7 @@ struct GradCommand: ParsableCommand {
         return (rows, true)
     }
 
-    struct Pass { var inputs: [[Int32]]; var targets: LossTargets }
+    typealias Pass = (inputs: [[Int32]], targets: LossTargets)
 
     /// The batch split into passes of --micro-batch rows, each with its inputs and targets.
     func passInputs(_ batch: [[Int32]], isRows: Bool) throws -> [Pass] {
@@ -177,9 +173,9 @@ struct GradCommand: ParsableCommand {
             do {
                 if isRows {
                     let (inputs, targets) = try LossTargets.shifted(rows: rows, positions: positions)
-                    passes.append(Pass(inputs: inputs, targets: targets))
+                    passes.append((inputs, targets))
                 } else {
-                    passes.append(Pass(inputs: rows, targets: try LossTargets.labels(rows, positions: positions)))
+                    passes.append((rows, try LossTargets.labels(rows, positions: positions)))
                 }
             } catch let error as NeoXError where error.kind == .invalidRequest {
                 throw CommandFailure("--positions: \(error.message)")
@@ -187,63 +183,5 @@ struct GradCommand: ParsableCommand {
             start += size
         }
         return passes
-    }
-}
-
-/// The gradients of several backward passes combined into the gradient of the loss over all of
-/// them: each pass's gradient (of its own mean loss) weighted by its token count, summed in
-/// float64 (one pass: kept as it came, fp32), divided by the total count at the end. Activation
-/// gradients of the passes' rows are concatenated along the batch axis.
-final class GradientSums {
-    private(set) var order: [String] = []
-    private var shapes: [String: [Int]] = [:]
-    private var single: [String: [Float]] = [:]
-    private var sums: [String: [Double]] = [:]
-    private var activations: [String: [Float]] = [:]
-    private var lossSum = 0.0
-    private(set) var tokenCount = 0
-    private var passCount = 0
-
-    var loss: Double { lossSum / Double(max(1, tokenCount)) }
-
-    /// Adds one gradient of a pass scoring `tokens` positions (`single`: the only pass).
-    func add(_ point: GradientPoint, shape: [Int], values: UnsafeBufferPointer<Float>, tokens: Int, single isSingle: Bool) {
-        let name = point.name, weight = Double(tokens)
-        if shapes[name] == nil { order.append(name) }
-        switch point {
-        case .activation:
-            let previous = shapes[name]?[0] ?? 0
-            shapes[name] = [previous + shape[0]] + shape.dropFirst()
-            activations[name, default: []].append(contentsOf: isSingle ? Array(values) : values.map { Float(Double($0) * weight) })
-        case .parameter:
-            shapes[name] = shape
-            if isSingle { single[name] = Array(values); return }
-            sums[name, default: [Double](repeating: 0, count: values.count)].withUnsafeMutableBufferPointer { sum in
-                for i in 0..<values.count { sum[i] += Double(values[i]) * weight }
-            }
-        }
-    }
-
-    func finishPass(loss: Double, tokens: Int) {
-        lossSum += loss * Double(tokens)
-        tokenCount += tokens
-        passCount += 1
-    }
-
-    /// Every gradient as a tensor of the loss over all passes.
-    func tensors() -> [String: Tensor] {
-        var result: [String: Tensor] = [:]
-        let inverse = 1 / Double(max(1, tokenCount))
-        for name in order {
-            let shape = shapes[name]!
-            if let values = single[name] {
-                result[name] = Tensor(shape: shape, data: values)
-            } else if let sum = sums[name] {
-                result[name] = Tensor(shape: shape, data: sum.map { Float($0 * inverse) })
-            } else if let values = activations[name] {
-                result[name] = Tensor(shape: shape, data: passCount == 1 ? values : values.map { Float(Double($0) * inverse) })
-            }
-        }
-        return result
     }
 }

@@ -17,9 +17,8 @@ positions 0..T-2 predict 1..T-1).
    gradient every 128th row, embed_in's only at the rows the tokens touch (listed in the .json), and
    the residual-stream gradients (in a parallel-residual block attn_out and mlp_out have exactly
    resid_post's gradient).
-3. `--bench DIR T THREADS`: time and peak RSS of fp32 loss.backward() on a model directory (bench/grad).
 """
-import json, os, sys, time, resource
+import json, os
 import numpy as np
 import torch
 import transformers.models.gpt_neox.modeling_gpt_neox as hf
@@ -143,29 +142,8 @@ def pythia_mini(steps=("step16", "step2000"), length=64, stride=128):
         print("wrote", step, loss)
 
 
-def bench(directory, length, threads):
-    """fp32 loss.backward() of every parameter on 1×length random tokens, as HF computes it."""
-    import importlib; importlib.reload(hf)   # undo the float64 patches: the bench is stock fp32 HF
-    torch.set_num_threads(threads)
-    model = GPTNeoXForCausalLM.from_pretrained(directory, torch_dtype=torch.float32, attn_implementation="eager")
-    model.train(False)
-    ids = torch.from_numpy(np.random.default_rng(0).integers(0, model.config.vocab_size, size=(1, length)))
-    best = float("inf")
-    for _ in range(2):
-        model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        loss = model(ids, labels=ids, use_cache=False).loss
-        loss.backward()
-        best = min(best, time.perf_counter() - start)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(dict(loss=float(loss), seconds=best, tokens=length, peak_rss_mib=rss)))
-
-
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "--bench":
-        bench(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
-    else:
-        torch.set_num_threads(2)
-        os.makedirs(OUT, exist_ok=True)
-        tiny()
-        pythia_mini()
+    torch.set_num_threads(2)
+    os.makedirs(OUT, exist_ok=True)
+    tiny()
+    pythia_mini()
