@@ -1,8 +1,8 @@
 import Formats
 import Foundation
-@testable import NeoX
 import TestSupport
 import XCTest
+@testable import NeoX
 
 /// The backward pass's API: plans, the observer, the two loss conventions, errors by kind.
 final class BackwardAPITests: XCTestCase {

@@ -1,8 +1,8 @@
 import Formats
 import Foundation
-@testable import NeoX
 import TestSupport
 import XCTest
+@testable import NeoX
 
 /// The backward pass against central finite differences of the loss on a tiny smooth model
 /// (sequential residual, tanh-GELU, full rotary), independent of any PyTorch reference: for the

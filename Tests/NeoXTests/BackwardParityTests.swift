@@ -1,8 +1,8 @@
 import Formats
 import Foundation
-@testable import NeoX
 import TestSupport
 import XCTest
+@testable import NeoX
 
 /// Committed reference gradients (written by Tests/Fixtures/generate_grad.py: PyTorch autograd on
 /// the HF model in float64).

@@ -3,9 +3,9 @@ import Foundation
 import NeoX
 import ProbeStats
 import Results
-@testable import Sweep
 import TestSupport
 import XCTest
+@testable import Sweep
 
 /// The `gradients` probe on a tiny fixture model against the committed PyTorch float64 gradients
 /// (Tests/Fixtures/grad, written by generate_grad.py): the loss, every tensor's gradient norm and
