@@ -39,8 +39,14 @@ extension NeoXModel {
     ///     stored in the result, so at most one block's parameter gradients exist at a time.
     public func backward(tokens: [[Int32]], targets: LossTargets, plan: GradientPlan,
                          observer: GradientObserver? = nil) throws -> BackwardResult {
+        try backward(tokens: tokens, targets: targets, plan: plan, queryBlock: Self.attentionQueryBlock, observer: observer)
+    }
+
+    /// `backward` with the attention's query block chosen (tests run several blocks on short sequences).
+    func backward(tokens: [[Int32]], targets: LossTargets, plan: GradientPlan, queryBlock: Int,
+                  observer: GradientObserver? = nil) throws -> BackwardResult {
         try Kernels.withEngineThreads {
-            try runBackward(tokens: tokens, targets: targets, plan: plan, observer: observer)
+            try runBackward(tokens: tokens, targets: targets, plan: plan, queryBlock: queryBlock, observer: observer)
         }
     }
 
@@ -51,7 +57,7 @@ extension NeoXModel {
         return (result.loss, result.tokenCount)
     }
 
-    private func runBackward(tokens: [[Int32]], targets: LossTargets, plan: GradientPlan,
+    private func runBackward(tokens: [[Int32]], targets: LossTargets, plan: GradientPlan, queryBlock block: Int,
                              observer: GradientObserver?) throws -> BackwardResult {
         let (B, T) = try validate(tokens: tokens)
         let cfg = config
@@ -97,7 +103,7 @@ extension NeoXModel {
         func tapeMid(_ L: Int) -> UnsafeMutablePointer<Float> { tapeUp(L) + N * ff }                    // resid_mid [N, d] (sequential)
 
         // Working buffers, allocated once; the backward reuses the forward's.
-        let queryBlock = min(T, Self.attentionQueryBlock)
+        let queryBlock = max(1, min(T, block))
         let x = UnsafeMutablePointer<Float>.allocate(capacity: N * d)        // residual stream; later a gradient
         let ln = UnsafeMutablePointer<Float>.allocate(capacity: N * d)       // LayerNorm output (recomputed in backward)
         let qkv = UnsafeMutablePointer<Float>.allocate(capacity: N * 3 * d)  // untaped QKV; later dQKV
