@@ -67,6 +67,7 @@ fixtures:
 ## bench: every benchmark against its peer, same machine, same run (needs $(VENV) and ../shared).
 bench: build
 	VENV=$(abspath $(VENV)) bench/engine/run.sh
+	VENV=$(abspath $(VENV)) bench/grad/run.sh
 	VENV=$(abspath $(VENV)) bench/tokenizer/run.sh
 	VENV=$(abspath $(VENV)) bench/lambada/run.sh
 	VENV=$(abspath $(VENV)) bench/sweep/run.sh

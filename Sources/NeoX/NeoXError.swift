@@ -9,6 +9,8 @@ public struct NeoXError: Error, CustomStringConvertible, Sendable, Equatable {
         case invalidInput
         /// A hook name or pattern that this model does not emit.
         case unknownHook
+        /// A parameter name or pattern that matches none of this model's parameters.
+        case unknownParameter
         /// The request needs weights the model was loaded without (later blocks, the unembedding).
         case notLoaded
         /// A request argument out of range (logit positions, buffer sizes, layer counts).

@@ -106,6 +106,9 @@ public struct HTMLReport: Sendable {
         body += section("Weight histograms of the first and last layer (fixed bins on [−R, R], R = max |w| of the reference checkpoint)",
                         weightHistograms())
         body += section("Evaluations", [evaluationPerplexityChart(), lambadaAccuracyChart(), lambadaPerplexityChart()])
+        if rows.contains(where: { $0.site == Self.gradientLossSite }) {
+            body += section("Gradients of the loss on the evaluation tokens", gradientPlots())
+        }
         return """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -403,6 +406,30 @@ public struct HTMLReport: Sendable {
         let stepCount = Set(cells.values.flatMap(\.keys)).count
         guard stepCount > Self.wideHeatmapSteps else { return .figure(Heatmap(title: title, cells: cells).render()) }
         return .figure(Heatmap(title: title, cells: cells, width: 1232).render(), wide: true)
+    }
+
+    /// The `gradients` probe's model-wide site (its loss) and per-tensor site prefix.
+    static let gradientLossSite = "gradients"
+
+    /// Loss, gradient norms of the residual-writing matrices, their agreement with the previous
+    /// checkpoint's gradient, their PER, and the residual stream's gradient, per layer.
+    private func gradientPlots() -> [Plot] {
+        let gradient = { (suffix: String) in { (site: String) in site.hasPrefix("grad:") && site.hasSuffix(suffix) } }
+        let loss = modelWidePoints(site: Self.gradientLossSite, metric: "loss")
+        var plots: [Plot] = [.figure(LineChart(title: "Loss the gradients are of (mean next-token cross-entropy)", yTitle: "loss",
+                                               series: [Series(label: "loss", points: loss)], ordered: false, preferLogY: false,
+                                               axisSteps: allSteps).render())]
+        for tensor in ["mlp.dense_4h_to_h.weight", "attention.dense.weight"] {
+            plots.append(layerChart(title: "Gradient Frobenius norm of \(tensor)", yTitle: "‖∂L/∂W‖", metric: MetricName.frobeniusNorm,
+                                    preferLog: true, site: gradient("." + tensor)))
+        }
+        plots.append(layerChart(title: "Cosine of the mlp.dense_4h_to_h gradient with the previous checkpoint's", yTitle: "cosine",
+                                metric: "cosine_previous", preferLog: false, site: gradient(".mlp.dense_4h_to_h.weight")))
+        plots.append(layerChart(title: "PER of the mlp.dense_4h_to_h gradient", yTitle: "PER (effective rank / hidden size)",
+                                metric: MetricName.per, preferLog: false, site: gradient(".mlp.dense_4h_to_h.weight")))
+        plots.append(layerChart(title: "max |∂L/∂x| of the residual stream (resid_post) per layer", yTitle: "max |g|",
+                                metric: MetricName.maxAbs, preferLog: true) { $0 == "grad:resid_post" })
+        return plots
     }
 
     private func modelWidePoints(site: String, metric: String) -> [(step: Int, value: Double)] {

@@ -75,6 +75,10 @@ public enum MetricName {
     public static let perplexity = "perplexity"
     public static let nll = "nll"
     public static let acc = "acc"
+
+    // Gradients (`GradientProbe`): the loss they are of, and agreement with the previous checkpoint's.
+    public static let loss = "loss"
+    public static let cosinePrevious = "cosine_previous"
 }
 
 /// Reads and writes `metrics.csv`: header `step,layer,site,metric,value`, one `MetricRow` a line.

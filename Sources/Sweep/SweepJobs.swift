@@ -19,7 +19,7 @@ struct SweepJob {
     /// A model must be built: for a forward pass (activations, perplexity, reference cache) or LAMBADA.
     var needsModel: Bool { writesReferenceCache || missing.contains { $0.usesEvaluationTokens || $0 == .lambada } }
     /// The model must hold `embed_out` (log-likelihoods).
-    var needsUnembedding: Bool { missing.contains { $0 == .perplexity || $0 == .lambada } }
+    var needsUnembedding: Bool { missing.contains { $0 == .perplexity || $0 == .lambada || $0 == .gradients } }
 
     /// What the progress line says was done.
     var summary: String {

@@ -11,6 +11,8 @@ struct SweepMeasurer {
     let plan: SweepPlan
     private var referenceCache: SweepReferenceCache?
     private var weightsReference: Checkpoint?
+    /// Holds the previous checkpoint's gradients (for `cosine_previous`).
+    private let gradientProbe = GradientProbe()
 
     init(plan: SweepPlan) {
         self.plan = plan
@@ -20,7 +22,7 @@ struct SweepMeasurer {
     /// One streamed forward pass over the evaluation tokens feeds every activation probe `job`
     /// lacks and, for the CKA reference, the activation cache the others are compared with.
     mutating func forwardPass(_ job: SweepJob, loaded: SweepLoader.Loaded, progress: inout CheckpointProgress) throws -> [SweepProbe: [MetricRow]] {
-        let probes = Set(job.missing.filter(\.usesEvaluationTokens))
+        let probes = Set(job.missing.filter(\.usesForwardPass))
         guard !probes.isEmpty || job.writesReferenceCache else { return [:] }
         guard let model = loaded.model else { throw SweepError(.internal, "internal: step \(job.step) needs a model but none was loaded") }
         var writer: SweepReferenceCache.Writer? = nil
@@ -52,6 +54,15 @@ struct SweepMeasurer {
         let previous = position > 0 ? try Checkpoint(directory: plan.selected[position - 1].directory) : nil
         let rows = try WeightProbe().measure(checkpoint: loaded.checkpoint, step: job.step, reference: weightsReference, previous: previous)
         return [.weights: rows]
+    }
+
+    /// The loss gradient on the evaluation tokens and its statistics (`GradientProbe`).
+    func gradients(_ job: SweepJob, loaded: SweepLoader.Loaded, progress: CheckpointProgress) throws -> [SweepProbe: [MetricRow]] {
+        guard job.missing.contains(.gradients) else { return [:] }
+        progress.update("gradients", fraction: 0.8)
+        guard let model = loaded.model else { throw SweepError(.internal, "internal: the gradients probe needs a model") }
+        return [.gradients: try gradientProbe.measure(model: model, step: job.step, sequences: plan.sequences,
+                                                      tokensPerPass: plan.options.tokensPerBatch)]
     }
 
     /// LAMBADA accuracy and perplexity on the plan's requests.

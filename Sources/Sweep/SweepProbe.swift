@@ -5,6 +5,7 @@ import Results
 /// A measurement the sweep can make on each checkpoint; also the name of its per-checkpoint file.
 public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
     case outliers, cka, weights, perplexity, lambada
+    case gradients
 
     /// Canonical order (files, metrics.csv, fingerprints).
     public static func < (a: SweepProbe, b: SweepProbe) -> Bool {
@@ -12,7 +13,10 @@ public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
     }
 
     /// Probes that need a forward pass over the evaluation tokens.
-    public var usesEvaluationTokens: Bool { self == .outliers || self == .cka || self == .perplexity }
+    public var usesEvaluationTokens: Bool { self == .outliers || self == .cka || self == .perplexity || self == .gradients }
+
+    /// Probes measured from the one streamed forward pass (`ActivationMeasurement`).
+    var usesForwardPass: Bool { self == .outliers || self == .cka || self == .perplexity }
 
     public var fileName: String { rawValue + ".csv" }
 

@@ -72,6 +72,7 @@ public struct SweepRunner {
             try results.recordCheckpoint(job, loaded: loaded)
             try results.write(measurer.forwardPass(job, loaded: loaded, progress: &checkpointProgress), step: job.step)
             try results.write(measurer.weights(job, loaded: loaded, progress: checkpointProgress), step: job.step)
+            try results.write(measurer.gradients(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.lambada(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.update(plan, status: k + 1 == plan.jobs.count ? "complete" : "running")
 

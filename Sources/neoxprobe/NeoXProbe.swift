@@ -9,6 +9,7 @@ struct NeoXProbe: ParsableCommand {
         version: NeoXProbeVersion.string,
         subcommands: [
             RunCommand.self, TokenizeCommand.self, BatchCommand.self,
+            GradCommand.self,
             PerplexityCommand.self, LambadaCommand.self, SweepCommand.self, ReportCommand.self,
         ]
     )

@@ -7,7 +7,7 @@ import Sweep
 struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
-        abstract: "Run probes (outliers, cka, weights, perplexity, lambada) over every checkpoint of a training suite.",
+        abstract: "Run probes (\(SweepProbe.allCases.map(\.rawValue).joined(separator: ", "))) over every checkpoint of a training suite.",
         discussion: """
         The suite is a directory of stepN/ checkpoints, or a Hugging Face cache repository (ORG/NAME, or a \
         models--ORG--NAME folder) with refs/stepN. Every checkpoint is measured on the same evaluation tokens:
@@ -52,7 +52,7 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Packed windows to take from a text corpus.")
     var maxSequences: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Comma-separated probes: outliers,cka,weights,perplexity,lambada. Default: outliers,cka,weights.", valueName: "probes"),
+    @Option(name: .long, help: ArgumentHelp("Comma-separated probes: \(SweepProbe.allCases.map(\.rawValue).joined(separator: ",")). Default: outliers,cka,weights.", valueName: "probes"),
             transform: ProbeList.parse)
     var probes = ProbeList([.outliers, .cka, .weights])
 
