@@ -149,7 +149,7 @@ struct GradCommand: ParsableCommand {
 
     /// The token rows and whether they are .bin rows (Pythia's convention) rather than --tokens (HF's).
     func readBatch() throws -> (rows: [[Int32]], isRows: Bool) {
-        if let tokens { return (try TokenIDInput.parse(tokens), false) }
+        if let tokens { return (try TokenFile(argument: tokens).batch(), false) }
         let dataset = try IndexedDataset(prefix: data!)
         guard dataset.count > 0 else { throw CommandFailure("\(dataset.indexPath) has no rows") }
         let selected = try RowSelection.rows(step: batchOfStep, batchSize: batchSize, rows: rows?.description, rowCount: dataset.count)

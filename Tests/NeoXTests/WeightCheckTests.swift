@@ -1,6 +1,6 @@
+import Formats
 import Foundation
 import XCTest
-import Formats
 @testable import NeoX
 
 /// Weights are checked at load: NaN/±inf are refused by name (or loaded when asked), and tensors
