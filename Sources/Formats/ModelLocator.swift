@@ -36,12 +36,14 @@ public enum ModelLocator {
         }
     }
 
-    /// The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+    /// The Hugging Face hub cache, resolved as `huggingface_hub` resolves it: `$HF_HUB_CACHE`, else
+    /// `$HUGGINGFACE_HUB_CACHE` (its older name), else `$HF_HOME/hub`, else
+    /// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
     public static func cacheRoot(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
-        if let hub = environment["HF_HUB_CACHE"], !hub.isEmpty { return URL(fileURLWithPath: expandTilde(hub, environment)) }
-        if let home = environment["HF_HOME"], !home.isEmpty {
-            return URL(fileURLWithPath: expandTilde(home, environment)).appendingPathComponent("hub")
-        }
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : expandTilde($0, environment) } }
+        if let hub = value("HF_HUB_CACHE") ?? value("HUGGINGFACE_HUB_CACHE") { return URL(fileURLWithPath: hub) }
+        if let home = value("HF_HOME") { return URL(fileURLWithPath: home).appendingPathComponent("hub") }
+        if let cache = value("XDG_CACHE_HOME") { return URL(fileURLWithPath: cache).appendingPathComponent("huggingface/hub") }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return URL(fileURLWithPath: home).appendingPathComponent(".cache/huggingface/hub")
     }

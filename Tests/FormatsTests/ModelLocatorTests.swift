@@ -66,11 +66,18 @@ final class ModelLocatorTests: XCTestCase {
         XCTAssertEqual(try resolve("EleutherAI/pythia-mini@\(other)").lastPathComponent, other)
     }
 
-    func testCacheRootFromEnvironment() {
-        XCTAssertEqual(ModelLocator.cacheRoot(environment: ["HF_HUB_CACHE": "/a/b"]).path, "/a/b")
-        XCTAssertEqual(ModelLocator.cacheRoot(environment: ["HF_HOME": "/c"]).path, "/c/hub")
-        XCTAssertEqual(ModelLocator.cacheRoot(environment: ["HF_HOME": "/c", "HF_HUB_CACHE": "/a"]).path, "/a")
-        XCTAssertEqual(ModelLocator.cacheRoot(environment: ["HOME": "/home/x"]).path, "/home/x/.cache/huggingface/hub")
+    /// Every environment combination resolves where the real huggingface_hub puts its cache
+    /// (Tests/Fixtures/locator/hub_cache.json, written by generate_locator.py).
+    func testCacheRootFromEnvironmentMatchesHuggingFaceHub() throws {
+        let url = RepositoryPaths.fixtures("locator").appendingPathComponent("hub_cache.json")
+        let fixture = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let cases = try XCTUnwrap(fixture["cases"] as? [[String: Any]])
+        XCTAssertGreaterThan(cases.count, 5)
+        for entry in cases {
+            let environment = try XCTUnwrap(entry["environment"] as? [String: String])
+            let expected = try XCTUnwrap(entry["hub_cache"] as? String)
+            XCTAssertEqual(ModelLocator.cacheRoot(environment: environment).path, expected, "\(environment)")
+        }
     }
 
     func testRevisionsListNaturalOrderAndSkipMissingSnapshots() throws {
