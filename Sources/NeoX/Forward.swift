@@ -124,8 +124,28 @@ public final class NeoXModel: Sendable {
         }
     }
 
+    /// Bytes a pass of `plan` over B×T tokens allocates: the working buffers, the captured
+    /// activations (unless an observer streams them) and the logits. Stated so a caller can size
+    /// batches; `forward` refuses a pass that would not fit in the machine's memory.
+    public func workingBytes(plan: ForwardPlan, batch B: Int, length T: Int, observed: Bool = false) -> Double {
+        let N = Double(B) * Double(T), d = Double(config.hiddenSize), ff = Double(config.intermediateSize)
+        let V = Double(config.vocabSize)
+        var floats = N * (8 * d + ff)                                        // x, ln, qkv(3d), heads, attnOut, mlpOut, hidden
+        if !observed { floats += Double(plan.hooks.filter { $0 != .logits }.count) * N * d }
+        if plan.hooks.contains(.logits) || plan.logits == .all { floats += N * V * (observed ? 1 : 2) }
+        if case .positions(let lists) = plan.logits { floats += Double(lists.reduce(0) { $0 + $1.count }) * (V + d) }
+        return floats * Double(MemoryLayout<Float>.size)
+    }
+
     /// Checks that the loaded weights can carry out `plan` on a batch of B sequences of T tokens.
-    func check(_ plan: ForwardPlan, batch B: Int, length T: Int) throws {
+    func check(_ plan: ForwardPlan, batch B: Int, length T: Int, observed: Bool) throws {
+        let needed = workingBytes(plan: plan, batch: B, length: T, observed: observed)
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        if needed > 0.9 * available {
+            throw NeoXError(.invalidRequest, String(format: "a pass over %d×%d tokens with %d captured hooks needs about %.1f GiB of memory; "
+                + "this machine has %.1f GiB: split the batch (or stream activations through an observer)",
+                B, T, plan.hooks.count, needed / 1_073_741_824, available / 1_073_741_824))
+        }
         if plan.layers > loadedLayers {
             let first = plan.hooks.first { ($0.layer ?? Int.max) >= loadedLayers } ?? .logits
             throw NeoXError(.notLoaded, "hook '\(first.name)' needs blocks beyond the \(loadedLayers) loaded (model has \(config.numLayers))")
@@ -147,7 +167,7 @@ public final class NeoXModel: Sendable {
 
     private func run(tokens: [[Int32]], plan: ForwardPlan, observer: ActivationObserver?) throws -> ForwardResult {
         let (B, T) = try validate(tokens: tokens)
-        try check(plan, batch: B, length: T)
+        try check(plan, batch: B, length: T, observed: observer != nil)
         let cfg = config
         let N = B * T, d = cfg.hiddenSize, ff = cfg.intermediateSize, V = cfg.vocabSize
         let wanted = Set(plan.hooks)

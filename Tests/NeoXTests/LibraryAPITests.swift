@@ -116,4 +116,20 @@ final class LibraryAPITests: XCTestCase {
         }
         XCTAssertEqual(dense, layer.denseWeight)
     }
+
+    /// A valid but huge batch is refused up front with the memory it would need, never an
+    /// allocation abort; the estimate is what the pass allocates.
+    func testHugeBatchIsRefusedWithItsMemoryNeed() throws {
+        let model = try NeoXModel(directory: dir)
+        let T = model.config.maxPositionEmbeddings
+        let plan = try ForwardPlan(config: model.config, capture: .all, logits: .all)
+        let perSequence = model.workingBytes(plan: plan, batch: 1, length: T)
+        XCTAssertGreaterThan(perSequence, 0)
+        let tooMany = Int(Double(ProcessInfo.processInfo.physicalMemory) / perSequence) + 1
+        let batch = [[Int32]](repeating: [Int32](repeating: 1, count: T), count: tooMany)
+        XCTAssertThrowsError(try model.forward(tokens: batch, plan: plan)) { error in
+            XCTAssertEqual((error as? NeoXError)?.kind, .invalidRequest)
+            XCTAssertTrue("\(error)".contains("GiB"), "\(error)")
+        }
+    }
 }
