@@ -196,6 +196,11 @@ public final class NeoXModel: Sendable {
 
         // Embedding: x[b, t] = embed_in[tokens[b][t]].
         for b in 0..<B { for t in 0..<T { weights.embedding.copyRow(Int(tokens[b][t]), into: x + (b * T + t) * d) } }
+        if !weights.allowsNonFinite, let bad = (0..<(N * d)).first(where: { !x[$0].isFinite }) {
+            let (b, t) = (bad / d / T, bad / d % T)
+            throw FormatError(.nonFinite, "tensor 'gpt_neox.embed_in.weight' row \(tokens[b][t]) (token at sequence \(b), position \(t)) "
+                + "holds non-finite values (NaN or ±inf): a diverged or damaged checkpoint", file: weights.embedding.entry.file.url)
+        }
 
         let eps = Float(cfg.layerNormEps)
         for L in 0..<plan.layers {

@@ -56,6 +56,8 @@ public struct NeoXWeights: Sendable {
     /// `attention_bias: false` disables, or `embed_out` when `tie_word_embeddings` is set), so a
     /// caller can say so instead of silently running a different model than the file holds.
     public let ignoredTensors: [String]
+    /// Whether NaN/±inf weights were accepted at load (then embedding rows are not checked either).
+    public let allowsNonFinite: Bool
 
     /// Reads the weights of blocks `0..<(layers ?? config.numLayers)`; `loadUnembedding: false`
     /// skips `embed_out` (saves V·d floats when no logits will be asked for). Weights holding NaN
@@ -70,8 +72,12 @@ public struct NeoXWeights: Sendable {
         let d = config.hiddenSize, ff = config.intermediateSize, V = config.vocabSize
         self.config = config
         let used = Self.tensorNames(config: config, layers: count, unembedding: loadUnembedding)
+        allowsNonFinite = allowNonFinite
         if !allowNonFinite {
-            for name in used {
+            // The embedding table stays memory-mapped and only the rows a batch uses are read, so
+            // its rows are checked as they are gathered (`NeoXEmbeddingTable.copyRow`), not here:
+            // scanning it would page the whole table in for rows no input may ever use.
+            for name in used where name != "gpt_neox.embed_in.weight" || (loadUnembedding && config.tieWordEmbeddings) {
                 guard let entry = checkpoint.entries[name] else { continue }   // missing: reported by the load below
                 let bad = entry.nonFiniteCount()
                 if bad > 0 {

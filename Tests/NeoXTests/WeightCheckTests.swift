@@ -43,6 +43,20 @@ final class WeightCheckTests: XCTestCase {
         XCTAssertNoThrow(try NeoXModel(directory: scratch, layers: 1, loadUnembedding: false))
     }
 
+    /// The memory-mapped embedding table is checked row by row as a batch gathers it.
+    func testNonFiniteEmbeddingRowsAreCaughtWhenUsed() throws {
+        let tensor = "gpt_neox.embed_in.weight"
+        let dtype = try XCTUnwrap(try SafeTensors.read(scratch.appendingPathComponent("model.safetensors"))[tensor]).dtype
+        try poison(tensor, bits: dtype == .f32 ? 0x7F80_0000 : dtype == .bf16 ? 0x7F80 : 0x7C00)   // +inf in row 0
+        let model = try NeoXModel(directory: scratch)
+        XCTAssertNoThrow(try model.forward(tokens: [[5, 6, 7]], capture: HookFilter("blocks.0.hook_resid_pre")))
+        XCTAssertThrowsError(try model.forward(tokens: [[5, 0, 7]], capture: HookFilter("blocks.0.hook_resid_pre"))) { error in
+            XCTAssertEqual((error as? FormatError)?.kind, .nonFinite)
+            XCTAssertTrue("\(error)".contains("row 0") && "\(error)".contains("position 1"), "\(error)")
+        }
+        XCTAssertNoThrow(try NeoXModel(directory: scratch, allowNonFinite: true).forward(tokens: [[5, 0, 7]], capture: .all))
+    }
+
     func testTensorsTheConfigDisablesAreListed() throws {
         XCTAssertEqual(try NeoXModel(directory: scratch).weights.ignoredTensors, [])
         let configURL = scratch.appendingPathComponent("config.json")
