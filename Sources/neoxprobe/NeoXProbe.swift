@@ -10,6 +10,7 @@ struct NeoXProbe: ParsableCommand {
         subcommands: [
             RunCommand.self, TokenizeCommand.self, BatchCommand.self,
             PerplexityCommand.self, LambadaCommand.self, SweepCommand.self, ReportCommand.self,
+            GenerateCommand.self,
         ]
     )
 }
