@@ -5,6 +5,8 @@ import Results
 /// A measurement the sweep can make on each checkpoint; also the name of its per-checkpoint file.
 public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
     case outliers, cka, weights, perplexity, lambada
+    /// Generation probes (`GenerationProbes.swift`): memorization of training rows, LAMBADA generation.
+    case memorization, lambadaGeneration = "lambada_generation"
 
     /// Canonical order (files, metrics.csv, fingerprints).
     public static func < (a: SweepProbe, b: SweepProbe) -> Bool {
