@@ -31,6 +31,8 @@ public final class Decoder {
     public let cache: KVCache
     /// Working buffers, grown when a call feeds more rows than any before.
     private var workspace: Workspace
+    /// The last-row logits of one call, `[batch, V]`, reused by every call.
+    private let logitsBuffer: UnsafeMutablePointer<Float>
 
     /// - Parameters:
     ///   - batch: number of sequences.
@@ -50,7 +52,10 @@ public final class Decoder {
         self.model = model
         cache = KVCache(layers: cfg.numLayers, batch: batch, heads: cfg.numHeads, headDim: cfg.headDim, capacity: capacity)
         workspace = Workspace(rows: 0, config: cfg)
+        logitsBuffer = .allocate(capacity: batch * cfg.vocabSize)
     }
+
+    deinit { logitsBuffer.deallocate() }
 
     /// Positions already fed, per sequence.
     public var lengths: [Int] { cache.lengths }
@@ -116,20 +121,20 @@ public final class Decoder {
             let w = weights.layers[L]
             try emit(.residPre(L), x, count: N * d)
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln1Weight, bias: w.ln1Bias, eps: eps, into: ln)
-            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv)
+            Self.project(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv)
             cachedAttention(layer: L, qkv: qkv, segments: segments, into: heads)
-            Kernels.linear(heads, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut)
+            Self.project(heads, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut)
             try emit(.attnOut(L), attnOut, count: N * d)
             if cfg.parallelResidual {
                 Kernels.layerNorm(x, rows: N, width: d, weight: w.ln2Weight, bias: w.ln2Bias, eps: eps, into: ln)
-                model.mlp(ln, rows: N, layer: w, hidden: hidden, into: mlpOut)
+                mlp(ln, rows: N, layer: w, hidden: hidden, into: mlpOut)
                 try emit(.mlpOut(L), mlpOut, count: N * d)
                 for i in 0..<(N * d) { x[i] = (mlpOut[i] + attnOut[i]) + x[i] }
             } else {
                 for i in 0..<(N * d) { x[i] = attnOut[i] + x[i] }
                 try emit(.residMid(L), x, count: N * d)
                 Kernels.layerNorm(x, rows: N, width: d, weight: w.ln2Weight, bias: w.ln2Bias, eps: eps, into: ln)
-                model.mlp(ln, rows: N, layer: w, hidden: hidden, into: mlpOut)
+                mlp(ln, rows: N, layer: w, hidden: hidden, into: mlpOut)
                 try emit(.mlpOut(L), mlpOut, count: N * d)
                 for i in 0..<(N * d) { x[i] = mlpOut[i] + x[i] }
             }
@@ -166,14 +171,11 @@ public final class Decoder {
         let gathered = UnsafeMutablePointer<Float>.allocate(capacity: segments.count * d)
         defer { gathered.deallocate() }
         for (i, s) in segments.enumerated() { (gathered + i * d).update(from: ln + (s.row + s.count - 1) * d, count: d) }
-        var out = [Float](repeating: 0, count: segments.count * V)
+        let out = logitsBuffer
         table.withUnsafeBufferPointer { W in
-            out.withUnsafeMutableBufferPointer { o in
-                Kernels.linear(gathered, rows: segments.count, inFeatures: d, weight: W.baseAddress!, bias: nil,
-                               outFeatures: V, into: o.baseAddress!)
-            }
+            Self.project(gathered, rows: segments.count, inFeatures: d, weight: W.baseAddress!, bias: nil, outFeatures: V, into: out)
         }
-        for (i, s) in segments.enumerated() { result[s.sequence] = Array(out[(i * V)..<((i + 1) * V)]) }
+        for (i, s) in segments.enumerated() { result[s.sequence] = Array(UnsafeBufferPointer(start: out + i * V, count: V)) }
     }
 
     /// Causal self-attention of the fed rows against the cache: for each (segment, head), rotary
@@ -214,6 +216,49 @@ public final class Decoder {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dh), Int32(keys),
                             1, S, Int32(keys), Vc, Int32(dh), 0, o + i0 * d, Int32(d))
                 i0 += rows
+            }
+        }
+    }
+
+    /// `NeoXModel.mlp` with the decoder's projections.
+    private func mlp(_ input: UnsafeMutablePointer<Float>, rows: Int, layer w: NeoXLayerWeights,
+                     hidden: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let d = model.config.hiddenSize, ff = model.config.intermediateSize
+        Self.project(input, rows: rows, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: hidden)
+        let activation = model.activation, total = rows * ff
+        let parts = min(Kernels.workers, max(1, total / 65536)), shared = SharedPointer(hidden)
+        Kernels.parallel(parts) { part in
+            let range = Kernels.slice(total, parts: parts, part: part)
+            Kernels.activate(shared.base + range.lowerBound, count: range.count, activation)
+        }
+        Self.project(hidden, rows: rows, inFeatures: ff, weight: w.downWeight, bias: w.downBias, outFeatures: d, into: out)
+    }
+
+    /// Rows at or below which a projection is one `sgemv` per row (see `project`).
+    static let gemvRows = 2
+
+    /// `y = x·Wᵀ (+ b)` as `Kernels.linear`, except for the one or two rows of a decoding step:
+    /// there `sgemm` spends as long packing W as multiplying (measured: a third of a step in
+    /// OpenBLAS's copy routine), while `sgemv` streams W once, which is all a step is bound by.
+    /// Split by output features across the workers like `Kernels.linear`.
+    static func project(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>?, outFeatures: Int, into y: UnsafeMutablePointer<Float>) {
+        guard rows <= gemvRows else {
+            Kernels.linear(x, rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: y)
+            return
+        }
+        let parts = max(1, min(4 * Kernels.workers, outFeatures / 256))
+        let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
+        Kernels.parallel(parts) { part in
+            let c = Kernels.slice(outFeatures, parts: parts, part: part)
+            guard !c.isEmpty else { return }
+            for row in 0..<rows {
+                let out = ys.base + row * outFeatures + c.lowerBound
+                var beta: Float = 0
+                if let bias = bs?.readOnly { out.update(from: bias + c.lowerBound, count: c.count); beta = 1 }
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(c.count), Int32(inFeatures), 1,
+                            ws.readOnly + c.lowerBound * inFeatures, Int32(inFeatures), xs.readOnly + row * inFeatures, 1,
+                            beta, out, 1)
             }
         }
     }
