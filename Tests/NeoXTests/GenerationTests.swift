@@ -1,8 +1,9 @@
 import Formats
 import Foundation
-@testable import NeoX
 import TestSupport
 import XCTest
+
+@testable import NeoX
 
 /// HF `generate(do_sample=False)` references written by Tests/Fixtures/generate_generation.py.
 enum GenerationFixtures {

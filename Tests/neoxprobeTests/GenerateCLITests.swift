@@ -79,4 +79,15 @@ final class GenerateCLITests: XCTestCase {
             XCTAssertTrue(help.output.contains(flag), "generate --help does not mention \(flag)")
         }
     }
+
+    /// The generation probes' sweep options are checked and reported by flag.
+    func testSweepGenerationProbeOptionsNameTheirFlags() throws {
+        try CLI.requireShared()
+        let out = try CLI.temporaryDirectory(self).appendingPathComponent("results").path
+        assertFails(try CLI.run(["sweep", "--suite", CLI.suite.path, "--probes", "memorization", "--out", out]),
+                    as: .data, mentioning: ["--data", "memorization"])
+        assertFails(try CLI.run(["sweep", "--suite", CLI.suite.path, "--probes", "lambada_generation", "--unmask-steps", "0",
+                                 "--lambada-data", CLI.lambada.path, "--out", out]),
+                    as: .data, mentioning: ["--unmask-steps"])
+    }
 }
