@@ -52,6 +52,23 @@ final class GenerateCLITests: XCTestCase {
         XCTAssertEqual(plain.output, (sequence["text"] as! String) + "\n")
     }
 
+    /// --stop ends a sequence once its decoded continuation contains the string (the token completing it included).
+    func testStopStringEndsTheSequence() throws {
+        try CLI.requireShared()
+        let arguments = ["generate", "--model", CLI.model.path, "--prompt", "def main():", "--max-new-tokens", "12", "--ignore-eos", "--json"]
+        let full = try XCTUnwrap((try CLI.json(CLI.run(arguments))["sequences"] as? [[String: Any]])?.first)
+        let text = try XCTUnwrap(full["text"] as? String), tokens = try XCTUnwrap(full["tokens"] as? [Int])
+        XCTAssertEqual(tokens.count, 12)
+        let stop = String(text.prefix(3))
+        guard !stop.isEmpty else { throw XCTSkip("the greedy continuation decodes to no text") }
+        let stopped = try XCTUnwrap((try CLI.json(CLI.run(arguments + ["--stop", stop]))["sequences"] as? [[String: Any]])?.first)
+        XCTAssertEqual(stopped["stop_reason"] as? String, "stop")
+        let kept = try XCTUnwrap(stopped["tokens"] as? [Int])
+        XCTAssertLessThan(kept.count, 12)
+        XCTAssertEqual(kept, Array(tokens.prefix(kept.count)))
+        XCTAssertTrue((stopped["text"] as? String ?? "").contains(stop))
+    }
+
     func testSamplingIsReproducibleFromTheSeed() throws {
         try CLI.requireShared()
         let arguments = ["generate", "--model", CLI.model.path, "--tokens", "510 3158 8516\n187", "--max-new-tokens", "8",
