@@ -236,15 +236,40 @@ public final class Decoder {
 
     /// Rows at or below which a projection is one `sgemv` per row (see `project`).
     static let gemvRows = 2
+    /// Rows at or below which a projection is cut into `sgemm` calls of at most
+    /// `smallProductLimit` multiply-adds, the size up to which OpenBLAS (0.3.x, x86-64 AVX-512
+    /// kernels) uses its small-matrix kernel, which does not pack W.
+    static let smallRows = 32
+    static let smallProductLimit = 1_000_000
 
-    /// `y = x·Wᵀ (+ b)` as `Kernels.linear`, except for the one or two rows of a decoding step:
-    /// there `sgemm` spends as long packing W as multiplying (measured: a third of a step in
-    /// OpenBLAS's copy routine), while `sgemv` streams W once, which is all a step is bound by.
-    /// Split by output features across the workers like `Kernels.linear`.
+    /// `y = x·Wᵀ (+ b)` as `Kernels.linear`, but for the few rows of a decoding step, where
+    /// `sgemm` spends as long packing W as multiplying (measured: a third of a step in OpenBLAS's
+    /// copy routine): one or two rows go through `sgemv`, which streams W once; up to `smallRows`
+    /// rows through `sgemm` calls small enough not to pack. Split by output features across the
+    /// workers like `Kernels.linear`.
     static func project(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>?, outFeatures: Int, into y: UnsafeMutablePointer<Float>) {
         guard rows <= gemvRows else {
-            Kernels.linear(x, rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: y)
+            guard rows <= smallRows else {
+                Kernels.linear(x, rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: y)
+                return
+            }
+            // Slices of output features small enough (rows · width · in ≤ 10⁶ multiply-adds) for
+            // OpenBLAS's unpacked small-matrix sgemm kernel; larger calls re-pack W every step.
+            let width = max(8, min(outFeatures, (smallProductLimit / (rows * inFeatures)) / 8 * 8))
+            let parts = max(1, outFeatures / width)
+            let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
+            Kernels.parallel(parts) { part in
+                let c = Kernels.slice(outFeatures, parts: parts, part: part)
+                var beta: Float = 0
+                if let bias = bs?.readOnly {
+                    for row in 0..<rows { (ys.base + row * outFeatures + c.lowerBound).update(from: bias + c.lowerBound, count: c.count) }
+                    beta = 1
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(c.count), Int32(inFeatures),
+                            1, xs.readOnly, Int32(inFeatures), ws.readOnly + c.lowerBound * inFeatures, Int32(inFeatures),
+                            beta, ys.base + c.lowerBound, Int32(outFeatures))
+            }
             return
         }
         let parts = max(1, min(4 * Kernels.workers, outFeatures / 256))
