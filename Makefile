@@ -71,6 +71,7 @@ bench: build
 	VENV=$(abspath $(VENV)) bench/tokenizer/run.sh
 	VENV=$(abspath $(VENV)) bench/lambada/run.sh
 	VENV=$(abspath $(VENV)) bench/sweep/run.sh
+	VENV=$(abspath $(VENV)) bench/generate/run.sh
 
 ## venv: the PyTorch/HF reference environment, outside the repo (about 3.5 GB; never needed by CI).
 venv:

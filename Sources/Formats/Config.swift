@@ -25,12 +25,14 @@ public struct NeoXConfig: Sendable, Equatable {
     /// `attention_bias` (transformers ≥ 4.40): false means the QKV and dense layers have no bias.
     public var attentionBias: Bool
     public var tieWordEmbeddings: Bool
+    /// `eos_token_id`: the id generation stops at by default (nil when config.json names none).
+    public var eosTokenID: Int32?
 
     public init(vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int, intermediateSize: Int,
                 maxPositionEmbeddings: Int, rotaryPct: Double, rotaryBase: Double = 10000,
                 parallelResidual: Bool = true, layerNormEps: Double = 1e-5,
                 activation: MLPActivation = .geluErf, attentionBias: Bool = true,
-                tieWordEmbeddings: Bool = false) {
+                tieWordEmbeddings: Bool = false, eosTokenID: Int32? = nil) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
@@ -44,6 +46,7 @@ public struct NeoXConfig: Sendable, Equatable {
         self.activation = activation
         self.attentionBias = attentionBias
         self.tieWordEmbeddings = tieWordEmbeddings
+        self.eosTokenID = eosTokenID
     }
 
     public var headDim: Int { hiddenSize / numHeads }
@@ -112,6 +115,13 @@ public struct NeoXConfig: Sendable, Equatable {
         parallelResidual = try bool("use_parallel_residual", default: true)
         attentionBias = try bool("attention_bias", default: true)
         tieWordEmbeddings = try bool("tie_word_embeddings", default: false)
+        // A list (newer configs allow several) keeps its first id; anything else that is not an id is ignored.
+        let rawEOS = (json["eos_token_id"] as? [Any])?.first ?? json["eos_token_id"]
+        if let number = rawEOS as? NSNumber, !isJSONBoolean(number), let id = Int32(exactly: number.doubleValue), id >= 0 {
+            eosTokenID = id
+        } else {
+            eosTokenID = nil
+        }
 
         // Rotary: v4 spells it rotary_pct / rotary_emb_base; v5 nests it in rope_parameters.
         // transformers 4.4x also writes the aliases partial_rotary_factor / rope_theta at top level.

@@ -109,6 +109,7 @@ public struct HTMLReport: Sendable {
         if rows.contains(where: { $0.site == Self.gradientLossSite }) {
             body += section("Gradients of the loss on the evaluation tokens", gradientPlots())
         }
+        body += generationSection()
         return """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -484,5 +485,41 @@ public struct HTMLReport: Sendable {
               let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
               let pretty = String(data: data, encoding: .utf8) else { return text }
         return pretty
+    }
+}
+
+// MARK: - Generation probes
+
+extension HTMLReport {
+    /// Memorization and LAMBADA-generation charts; nothing when the sweep ran neither probe.
+    fileprivate func generationSection() -> String {
+        let memorization = rows.contains { $0.site == SweepNames.memorizationSite }
+        let lambada = rows.contains { $0.site == SweepNames.lambadaGenerationSite }
+        guard memorization || lambada else { return "" }
+        var plots: [Plot] = []
+        if memorization {
+            let count = modelWidePoints(site: SweepNames.memorizationSite, metric: MetricName.rowCount).last.map { " (\(Int($0.value)) rows)" } ?? ""
+            plots.append(.figure(LineChart(
+                title: "Memorization of training rows" + count, yTitle: "fraction",
+                series: [Series(label: "mean score", points: modelWidePoints(site: SweepNames.memorizationSite, metric: MetricName.memorizationScore)),
+                         Series(label: "fully memorized", points: modelWidePoints(site: SweepNames.memorizationSite, metric: MetricName.memorizedFraction))],
+                ordered: false, preferLogY: false, includeZero: true, axisSteps: allSteps).render()))
+        }
+        if lambada {
+            let site = SweepNames.lambadaGenerationSite
+            let count = modelWidePoints(site: site, metric: SweepNames.exampleCount).last.map { " (\(Int($0.value)) examples)" } ?? ""
+            let ks = Set(rows.filter { $0.site == site && $0.metric.hasPrefix("unmask_agreement_k") }
+                .compactMap { Int($0.metric.dropFirst("unmask_agreement_k".count)) }).sorted()
+            plots.append(.figure(LineChart(
+                title: "LAMBADA causal unmasking: agreement with the original" + count, yTitle: "token agreement",
+                series: ks.map { Series(label: "k = \($0)", points: modelWidePoints(site: site, metric: MetricName.unmaskAgreement($0))) },
+                ordered: true, preferLogY: false, includeZero: true, axisSteps: allSteps).render()))
+            plots.append(.figure(LineChart(
+                title: "LAMBADA: perplexity of the model's own generations" + count, yTitle: "perplexity",
+                series: [Series(label: "generation", points: modelWidePoints(site: site, metric: MetricName.generationPerplexity))]
+                    + ks.map { Series(label: "unmask k = \($0)", points: modelWidePoints(site: site, metric: MetricName.unmaskPerplexity($0))) },
+                ordered: false, preferLogY: true, axisSteps: allSteps).render()))
+        }
+        return section("Generation (greedy, KV cache)", plots)
     }
 }

@@ -22,6 +22,11 @@ struct SweepInputs {
     let tokensHash: String
     /// Present exactly when the lambada probe is selected.
     let lambada: Lambada?
+    /// Present exactly when the lambada_generation probe is selected (its own example limit).
+    let lambadaGeneration: Lambada?
+    /// (row index, first prefix + continuation tokens) when the memorization probe is selected.
+    let memorizationRows: [(index: Int, tokens: [Int32])]
+    let memorizationHash: String
 
     var tokenCount: Int { sequences.count * (sequences.first?.count ?? 0) }
 
@@ -32,7 +37,7 @@ struct SweepInputs {
             let names = probes.filter(\.usesEvaluationTokens).map(\.rawValue).joined(separator: ",")
             throw SweepError(.invalidOption, option: .data, "probes \(names) need evaluation tokens, and no evaluation data was given")
         }
-        if (usesEvaluationTokens && options.data?.needsTokenizer == true) || probes.contains(.lambada) {
+        if (usesEvaluationTokens && options.data?.needsTokenizer == true) || probes.contains(.lambada) || probes.contains(.lambadaGeneration) {
             let url = try TokenizerLoader.locate(explicit: options.tokenizer.map { URL(fileURLWithPath: $0) },
                                                  modelDirectory: firstCheckpoint.directory,
                                                  fallbacks: options.tokenizerFallbacks).standardizedFileURL
@@ -53,6 +58,17 @@ struct SweepInputs {
         } else {
             lambada = nil
         }
+        if probes.contains(.lambadaGeneration), let tokenizer, let file = options.lambadaData {
+            lambadaGeneration = try Self.lambada(file: file, limit: options.lambadaGenerationLimit ?? 100, tokenizer: tokenizer)
+        } else {
+            lambadaGeneration = nil
+        }
+        if probes.contains(.memorization), let data = options.data {
+            memorizationRows = try Self.memorizationRows(data, length: options.memorizationPrefix + options.memorizationContinuation)
+        } else {
+            memorizationRows = []
+        }
+        memorizationHash = ContentHasher.digest(of: memorizationRows.map(\.tokens))
     }
 
     /// Reads the first `limit` LAMBADA examples of `file` and encodes them.

@@ -17,9 +17,9 @@ struct SweepJob {
     var step: Int { checkpoint.step }
 
     /// A model must be built: for a forward pass (activations, perplexity, reference cache) or LAMBADA.
-    var needsModel: Bool { writesReferenceCache || missing.contains { $0.usesEvaluationTokens || $0 == .lambada } }
-    /// The model must hold `embed_out` (log-likelihoods).
-    var needsUnembedding: Bool { missing.contains { $0 == .perplexity || $0 == .lambada || $0 == .gradients } }
+    var needsModel: Bool { writesReferenceCache || missing.contains { $0.usesEvaluationTokens || $0.generates || $0 == .lambada } }
+    /// The model must hold `embed_out` (log-likelihoods, generation, gradients).
+    var needsUnembedding: Bool { missing.contains { $0 == .perplexity || $0 == .lambada || $0 == .gradients || $0.generates } }
 
     /// What the progress line says was done.
     var summary: String {

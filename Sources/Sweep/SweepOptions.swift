@@ -31,6 +31,13 @@ public struct SweepOptions: Sendable {
     public var tokenizerFallbacks: [URL] = []
     /// Outlier dimensions listed per site (at most the hidden size).
     public var topK: Int = 8
+    /// Memorization: tokens of each row given as the prompt, and tokens generated and compared
+    /// (Biderman et al. 2023: 32 and 32).
+    public var memorizationPrefix: Int = 32
+    public var memorizationContinuation: Int = 32
+    /// LAMBADA generation: the first N examples (nil: 100), and K of the causal unmasking.
+    public var lambadaGenerationLimit: Int?
+    public var unmaskSteps: Int = 6
     /// Tokens per forward pass (bounds activation memory; rounded down to whole sequences).
     public var tokensPerBatch: Int = 8192
     /// Written into run.json.
@@ -67,5 +74,9 @@ public struct SweepOptions: Sendable {
         case lambadaData
         case lambadaLimit
         case topK
+        case memorizationPrefix
+        case memorizationContinuation
+        case lambadaGenerationLimit
+        case unmaskSteps
     }
 }

@@ -81,6 +81,7 @@ struct SweepPlan {
             throw SweepError(.invalidOption, option: .lambadaLimit, "LAMBADA example limit \(limit) is below the minimum of 1")
         }
         guard options.topK >= 0 else { throw SweepError(.invalidOption, option: .topK, "top-K count \(options.topK) is negative") }
+        try checkGenerationValues(of: options)
         if options.probes.contains(.lambada) && options.lambadaData == nil {
             throw SweepError(.invalidOption, option: .lambadaData, "the lambada probe needs a LAMBADA data file, and none was given")
         }
@@ -134,6 +135,7 @@ struct SweepPlan {
             canonical["lambada_data"] = lambada.path
             canonical["lambada_limit"] = options.lambadaLimit.map(String.init) ?? "all"
         }
+        canonical.merge(generationCanonical(options, inputs: inputs)) { $1 }
         if let url = inputs.tokenizerURL { canonical["tokenizer"] = url.path }
         return canonical
     }

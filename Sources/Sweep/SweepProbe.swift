@@ -6,6 +6,8 @@ import Results
 public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
     case outliers, cka, weights, perplexity, lambada
     case gradients
+    /// Generation probes (`GenerationProbes.swift`): memorization of training rows, LAMBADA generation.
+    case memorization, lambadaGeneration = "lambada_generation"
 
     /// Canonical order (files, metrics.csv, fingerprints).
     public static func < (a: SweepProbe, b: SweepProbe) -> Bool {

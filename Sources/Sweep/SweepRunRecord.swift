@@ -85,6 +85,8 @@ extension SweepResults {
                 "perplexity": SweepRunner.perplexityConvention,
                 "cka": SweepRunner.ckaConvention,
                 "lambada": SweepRunner.lambadaConvention,
+                "memorization": SweepRunner.memorizationConvention,
+                "lambada_generation": SweepRunner.lambadaGenerationConvention,
                 "metrics_csv": "long form step,layer,site,metric,value; steps ascending, per step the checkpoint rows then probes in the order "
                     + SweepProbe.allCases.map(\.rawValue).joined(separator: ",") + ", rows in file order",
             ],

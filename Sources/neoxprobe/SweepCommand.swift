@@ -74,6 +74,18 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N LAMBADA examples.")
     var lambadaLimit: Int?
 
+    @Option(name: .long, help: "memorization: tokens of each row given as the prompt (default 32).")
+    var memorizationPrefix: Int = 32
+
+    @Option(name: .long, help: "memorization: tokens generated and compared with the row (default 32).")
+    var memorizationContinuation: Int = 32
+
+    @Option(name: .long, help: "lambada_generation: the first N LAMBADA examples (default 100).")
+    var lambadaGenerationLimit: Int?
+
+    @Option(name: .long, help: "lambada_generation: K of the causal unmasking, prefixes of k/(K+1) of each sentence (default 6).")
+    var unmaskSteps: Int = 6
+
     @OptionGroup var activationOptions: ActivationOptions
 
     @OptionGroup var tokenizerOptions: TokenizerOptions
@@ -129,6 +141,10 @@ struct SweepCommand: ParsableCommand {
         options.tokenizer = tokenizerOptions.tokenizer
         options.tokenizerFallbacks = SearchPaths.tokenizers
         options.topK = topK
+        options.memorizationPrefix = memorizationPrefix
+        options.memorizationContinuation = memorizationContinuation
+        options.lambadaGenerationLimit = lambadaGenerationLimit
+        options.unmaskSteps = unmaskSteps
         options.tokensPerBatch = tokensPerBatch
         options.toolVersion = NeoXProbeVersion.string
         options.verbose = !quiet
@@ -163,6 +179,10 @@ struct SweepCommand: ParsableCommand {
         case .lambadaData: return "--lambada-data"
         case .lambadaLimit: return "--lambada-limit"
         case .topK: return "--top-k"
+        case .memorizationPrefix: return "--memorization-prefix"
+        case .memorizationContinuation: return "--memorization-continuation"
+        case .lambadaGenerationLimit: return "--lambada-generation-limit"
+        case .unmaskSteps: return "--unmask-steps"
         }
     }
 }
