@@ -12,7 +12,7 @@ positions 0..T-2 predict 1..T-1).
    model has only gpt_neox.embed_in.weight) and every activation gradient (TransformerLens names +
    `_grad`, [B, T, d]); `grad/<name>.json` the loss (float64), token count and the loss restricted
    to a few target positions.
-2. pythia-mini steps 16 and 2000 (../shared) on the first 64 tokens of mini-Pile row 0:
+2. every pythia-mini step (../shared) on the first 64 tokens of mini-Pile row 0:
    `grad/pythia-mini-stepN.safetensors` with every block parameter gradient in full, embed_out's
    gradient every 128th row, embed_in's only at the rows the tokens touch (listed in the .json), and
    the residual-stream gradients (in a parallel-residual block attn_out and mlp_out have exactly
@@ -127,7 +127,7 @@ def tiny():
         print("wrote", out, loss)
 
 
-def pythia_mini(steps=("step16", "step2000"), length=64, stride=128):
+def pythia_mini(steps=("step0", "step4", "step16", "step64", "step256", "step512", "step1000", "step2000"), length=64, stride=128):
     with open(os.path.join(ENGINE, "pythia-mini", "row0_tokens.txt")) as f:
         tokens = [[int(x) for x in f.read().split()][:length]]
     for step in steps:

@@ -119,6 +119,12 @@ final class BackwardPythiaMiniTests: XCTestCase {
         print("GRAD PARITY \(fixture): loss rel error \(abs(result.loss - summary.loss) / summary.loss), max |g−ref|/max|ref| \(worst) (\(worstName))")
     }
 
+    func testStep0() throws { try checkStep("step0") }
+    func testStep4() throws { try checkStep("step4") }
     func testStep16() throws { try checkStep("step16") }
+    func testStep64() throws { try checkStep("step64") }
+    func testStep256() throws { try checkStep("step256") }
+    func testStep512() throws { try checkStep("step512") }
+    func testStep1000() throws { try checkStep("step1000") }
     func testStep2000() throws { try checkStep("step2000") }
 }
