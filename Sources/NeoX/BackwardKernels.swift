@@ -138,21 +138,7 @@ extension RotaryTable {
     /// vectors before rotation (rotation by −angle): `dx1 = dy1·cos + dy2·sin`, `dx2 = dy2·cos − dy1·sin`.
     @inline(__always)
     func applyTranspose(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int) {
-        let half = dims / 2
-        guard half > 0 else { return }
-        cos.withUnsafeBufferPointer { cb in
-            sin.withUnsafeBufferPointer { sb in
-                for r in 0..<rows {
-                    let v = x + r * stride
-                    let cr = cb.baseAddress! + r * half, sr = sb.baseAddress! + r * half
-                    for i in 0..<half {
-                        let y1 = v[i], y2 = v[i + half]
-                        v[i] = y1 * cr[i] + y2 * sr[i]
-                        v[i + half] = y2 * cr[i] - y1 * sr[i]
-                    }
-                }
-            }
-        }
+        rotate(x, rows: rows, stride: stride, firstPosition: 0, inverse: true)
     }
 }
 

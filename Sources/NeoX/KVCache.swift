@@ -49,23 +49,9 @@ public final class KVCache {
 
 extension RotaryTable {
     /// Rotates the first `dims` elements of `rows` vectors in place, row r having position
-    /// `first + r` (the same arithmetic as `apply(_:rows:stride:)`, which is `first = 0`).
+    /// `first + r` (the same loop as `apply(_:rows:stride:)`, which is `first = 0`).
     @inline(__always)
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, firstPosition first: Int) {
-        let half = dims / 2
-        guard half > 0 else { return }
-        cos.withUnsafeBufferPointer { cb in
-            sin.withUnsafeBufferPointer { sb in
-                for r in 0..<rows {
-                    let v = x + r * stride
-                    let cr = cb.baseAddress! + (first + r) * half, sr = sb.baseAddress! + (first + r) * half
-                    for i in 0..<half {
-                        let x1 = v[i], x2 = v[i + half]
-                        v[i] = x1 * cr[i] - x2 * sr[i]
-                        v[i + half] = x2 * cr[i] + x1 * sr[i]
-                    }
-                }
-            }
-        }
+        rotate(x, rows: rows, stride: stride, firstPosition: first, inverse: false)
     }
 }

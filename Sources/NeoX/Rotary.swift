@@ -38,17 +38,27 @@ public struct RotaryTable: Sendable {
     /// element i pairs with i + dims/2). Row r is at `x + r·stride` and has position r.
     @inline(__always)
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int) {
+        rotate(x, rows: rows, stride: stride, firstPosition: 0, inverse: false)
+    }
+
+    /// Rotates `rows` vectors in place, row r having position `firstPosition + r`; `inverse`
+    /// rotates by −angle (the transpose, which the backward pass applies to gradients). The one
+    /// loop every caller shares — forward, KV-cache decoding, backward — so they agree to the bit:
+    /// `y1 = x1·cos − x2·sin`, `y2 = x2·cos + x1·sin` with sin negated for the inverse (exact in IEEE).
+    @inline(__always)
+    func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, firstPosition first: Int, inverse: Bool) {
         let half = dims / 2
         guard half > 0 else { return }
+        let sign: Float = inverse ? -1 : 1
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
                 for r in 0..<rows {
                     let v = x + r * stride
-                    let cr = cb.baseAddress! + r * half, sr = sb.baseAddress! + r * half
+                    let cr = cb.baseAddress! + (first + r) * half, sr = sb.baseAddress! + (first + r) * half
                     for i in 0..<half {
-                        let x1 = v[i], x2 = v[i + half]
-                        v[i] = x1 * cr[i] - x2 * sr[i]
-                        v[i + half] = x2 * cr[i] + x1 * sr[i]
+                        let x1 = v[i], x2 = v[i + half], s = sign * sr[i]
+                        v[i] = x1 * cr[i] - x2 * s
+                        v[i + half] = x2 * cr[i] + x1 * s
                     }
                 }
             }
