@@ -154,6 +154,11 @@ public struct NeoXConfig: Sendable, Equatable {
                               ("max_position_embeddings", maxPositionEmbeddings)] where value <= 0 {
             throw fail("'\(name)' must be positive, got \(value)")
         }
+        // The engine builds its rotary tables for every position up front: 2^20 positions (Pythia
+        // uses 2048) keeps them within a few hundred MiB; 5·10⁸ would not fit any machine.
+        guard maxPositionEmbeddings <= 1 << 20 else {
+            throw fail("max_position_embeddings \(maxPositionEmbeddings) is above the \(1 << 20) positions this engine builds rotary tables for", .unsupported)
+        }
         guard hiddenSize % numHeads == 0 else {
             throw fail("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numHeads)")
         }

@@ -215,6 +215,12 @@ final class CheckpointMalformedTests: XCTestCase {
         assertFormatError(try Checkpoint(directory: model), kind: .malformed, path: "config.json", ["max_position_embeddings", "too large"])
     }
 
+    /// A context of 5·10⁸ positions is refused by name instead of building rotary tables for it.
+    func testHugeContextIsRefused() throws {
+        try editConfig { $0["max_position_embeddings"] = 500_000_000 }
+        assertFormatError(try Checkpoint(directory: model), kind: .unsupported, path: "config.json", ["max_position_embeddings", "rotary"])
+    }
+
     /// A config claiming 10⁹ layers is checked against the blocks the weights hold, at once.
     func testLayerCountMustMatchTheWeights() throws {
         let layers = try Checkpoint(directory: model).config.numLayers
