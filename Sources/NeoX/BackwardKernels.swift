@@ -79,13 +79,7 @@ extension Kernels {
             let dxhat = xhat + width
             for r in slice(rows, parts: parts, part: part) {
                 let v = xs.readOnly + r * width, g = ys.readOnly + r * width, o = ds.base + r * width
-                var sum = 0.0
-                for i in 0..<width { sum += Double(v[i]) }
-                let mean = sum / Double(width)
-                var sq = 0.0
-                for i in 0..<width { let c = Double(v[i]) - mean; sq += c * c }
-                let rstd = Float(1 / (sq / Double(width) + Double(eps)).squareRoot())
-                let m = Float(mean)
+                let (m, rstd) = Kernels.layerNormStatistics(v, width: width, eps: eps)
                 var a = 0.0, b = 0.0
                 for i in 0..<width {
                     xhat[i] = (v[i] - m) * rstd

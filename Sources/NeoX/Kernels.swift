@@ -53,15 +53,22 @@ enum Kernels {
                           into y: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
             let v = x + r * width, o = y + r * width
-            var sum = 0.0
-            for i in 0..<width { sum += Double(v[i]) }
-            let mean = sum / Double(width)
-            var sq = 0.0
-            for i in 0..<width { let c = Double(v[i]) - mean; sq += c * c }
-            let rstd = Float(1 / (sq / Double(width) + Double(eps)).squareRoot())
-            let m = Float(mean)
+            let (m, rstd) = layerNormStatistics(v, width: width, eps: eps)
             for i in 0..<width { o[i] = (v[i] - m) * rstd * weight[i] + bias[i] }
         }
+    }
+
+    /// A row's mean and 1/√(biased variance + eps), accumulated in Float64: the one computation
+    /// the forward LayerNorm and its backward share, so the backward normalises exactly as the
+    /// forward did.
+    @inline(__always)
+    static func layerNormStatistics(_ v: UnsafePointer<Float>, width: Int, eps: Float) -> (mean: Float, rstd: Float) {
+        var sum = 0.0
+        for i in 0..<width { sum += Double(v[i]) }
+        let mean = sum / Double(width)
+        var sq = 0.0
+        for i in 0..<width { let c = Double(v[i]) - mean; sq += c * c }
+        return (Float(mean), Float(1 / (sq / Double(width) + Double(eps)).squareRoot()))
     }
 
     /// The MLP non-linearity, in place. Each case is one loop over `KernelMath` functions, which
