@@ -200,25 +200,6 @@ struct GenerateCommand: ParsableCommand {
             guard !ids.isEmpty else { throw CommandFailure("\(text): the text encodes to no tokens (empty input)") }
             return [ids]
         }
-        let source: String, name: String
-        if tokens!.hasPrefix("@") {
-            name = String(tokens!.dropFirst())
-            guard let data = FileManager.default.contents(atPath: name) else { throw CommandFailure("cannot read token file \(name)") }
-            source = String(decoding: data, as: UTF8.self)
-        } else {
-            name = "--tokens"
-            source = tokens!
-        }
-        var prompts: [[Int32]] = []
-        for (number, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            if fields.isEmpty { continue }
-            prompts.append(try fields.map { field in
-                guard let id = Int32(field) else { throw CommandFailure("\(name):\(number + 1): '\(field)' is not an integer token id") }
-                return id
-            })
-        }
-        guard !prompts.isEmpty else { throw CommandFailure("\(name): no token ids (empty input)") }
-        return prompts
+        return try TokenFile(argument: tokens!).rows.map(\.ids)   // ragged lines: one prompt each
     }
 }
