@@ -157,9 +157,6 @@ public struct SweepRunner {
                     lock = try runner.acquire(url, purpose: purpose, what: "step \(job.step)", progress: progress)
                 } else if let taken = try SweepLock.attempt(url, purpose: purpose) {
                     lock = taken
-                } else if !runner.options.waitForLocks {
-                    _ = try runner.acquire(url, purpose: purpose, what: "step \(job.step)", progress: progress)
-                    continue
                 } else {
                     deferred.append(job)
                     continue
