@@ -33,17 +33,15 @@ struct MergeCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
-        print("merge: \(directories.count) director\(directories.count == 1 ? "y" : "ies"), \(summary.copiedFiles) files copied, "
-            + "\(summary.selectedSteps.count) steps; \(summary.metricsRowCount) rows in \(metrics)")
-        guard summary.complete else {
+        let line = "merge: \(directories.count) director\(directories.count == 1 ? "y" : "ies"), \(summary.copiedFiles) files copied, "
+            + "\(summary.selectedSteps.count) steps; \(summary.metricsRowCount) rows in \(metrics)"
+        if !summary.complete {
             let list = summary.missing.prefix(20).map { "step \($0.step) \($0.probe)" }.joined(separator: ", ")
             let message = "merge: \(summary.missing.count) (step, probe) results of the selection are missing: \(list)"
                 + (summary.missing.count > 20 ? ", …" : "")
-            if allowIncomplete {
-                FileHandle.standardError.write(Data((message + "\n").utf8))
-                return
-            }
-            throw CommandFailure(message + " (rerun the failed shards, or pass --allow-incomplete)")
+            guard allowIncomplete else { throw CommandFailure(message + " (rerun the failed shards, or pass --allow-incomplete)") }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
         }
+        print(line)
     }
 }

@@ -23,7 +23,11 @@ struct SweepCommand: ParsableCommand {
 
         Results: RESULTS/steps/stepNNNNNN/<probe>.csv, RESULTS/metrics.csv (long form \
         step,layer,site,metric,value), RESULTS/run.json. Rerunning resumes: finished (checkpoint, probe) files \
-        are skipped; a changed data spec or option set is refused.
+        are re-verified (row count and checksum; checkpoint file sizes and times) and skipped. Probes and steps \
+        may be added to a results directory; a changed setting of a measured probe, or of the data, is refused.
+
+        Several sweeps may share a results directory (each checkpoint is locked while measured); --shard i/n \
+        measures share i of n of the steps, and `neoxprobe merge` / `neoxprobe slurm` put shards together.
         """)
 
     @Option(name: .long, help: "Suite: a directory of stepN/ checkpoints, ORG/NAME in the Hugging Face cache, or a models--ORG--NAME folder.")

@@ -81,12 +81,13 @@ final class SweepShardTests: XCTestCase {
         try SweepFixture.requireShared()
         let root = try SweepFixture.temporaryDirectory("concurrent")
         defer { try? FileManager.default.removeItem(at: root) }
-        let single = root.appendingPathComponent("single")
-        _ = try SweepRunner(options: options(single)).run()
         func arguments(_ output: URL) -> [String] {
             ["sweep", "--suite", SweepFixture.suite.path, "--steps", "0,4,16,512,2000", "--data", SweepFixture.dataset, "--rows", "0:2",
              "--seq-len", "256", "--probes", "outliers,cka,weights", "--out", output.path, "--quiet"]
         }
+        // The single sweep through the same binary (run.json records the tool's version).
+        let single = root.appendingPathComponent("single")
+        XCTAssertEqual(try CommandRunner.run(arguments(single)).status, 0)
         // Three shards at once into one directory, then merged in place.
         let shared = root.appendingPathComponent("shared")
         let shards = try (0..<3).map { try CommandRunner.start(arguments(shared) + ["--shard", "\($0)/3"]) }
