@@ -72,7 +72,9 @@ enum ReferenceActivations {
                      results: SweepResults, unhashed: SweepReferenceCache.Descriptor) throws -> ReferenceActivations {
         guard probes.contains(.cka), selected.contains(where: { !results.hasFile(step: $0.step, probe: .cka) }) else { return .notNeeded }
         var descriptor = unhashed
-        if let recorded = results.recordedHash(step: reference.step), results.recordMatchesFiles(step: reference.step, checkpoint: reference) {
+        if !unhashed.checkpointHash.isEmpty {
+            descriptor.checkpointHash = unhashed.checkpointHash  // the plan hashed it already
+        } else if let recorded = results.recordedHash(step: reference.step), results.recordMatchesFiles(step: reference.step, checkpoint: reference) {
             descriptor.checkpointHash = recorded
         } else {
             descriptor.checkpointHash = ContentHasher.digest(of: try Checkpoint(directory: reference.directory))

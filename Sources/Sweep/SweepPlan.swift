@@ -79,10 +79,15 @@ struct SweepPlan {
             ?? (suite.checkpoint(step: 0) != nil ? 0 : selected[0].step)
         weightsReference = try Self.checkpoint(weightsReferenceStep, in: suite, for: "weights reference step", option: .weightsReferenceStep)
         try Self.checkSizes(of: options, hiddenSize: config.hiddenSize, siteCount: sites.count, tokenCount: inputs.tokenCount)
+        // CKA numbers depend on the reference's weights, not only its step: a reference checkpoint
+        // replaced on disk is a changed setting (refused), never silently mixed.
+        let referenceHash = probes.contains(.cka)
+            ? try Self.contentHash(of: referenceCheckpoint, in: SweepResults(directory: options.output.standardizedFileURL)) : ""
         var perProbe: [SweepProbe: [String: String]] = [:]
         for probe in probes {
             perProbe[probe] = Self.canonicalOptions(probe, options: options, suite: suite, inputs: inputs, referenceStep: referenceStep,
                                                     weightsReferenceStep: weightsReferenceStep)
+            if probe == .cka { perProbe[probe]!["reference_content_hash"] = referenceHash }
         }
         probeCanonical = perProbe
         canonical = Self.flatten(perProbe.map { ($0.key.rawValue, $0.value) })
@@ -94,7 +99,7 @@ struct SweepPlan {
         // What the results directory (if it is ours) still lacks.
         results = SweepResults(directory: options.output.standardizedFileURL)
         try SweepResults.check(results.directory, probeCanonical: probeCanonical, canonical: canonical)
-        cacheShape = SweepReferenceCache.Descriptor(fingerprint: fingerprints[.cka] ?? fingerprint, referenceStep: referenceStep, checkpointHash: "",
+        cacheShape = SweepReferenceCache.Descriptor(fingerprint: fingerprints[.cka] ?? fingerprint, referenceStep: referenceStep, checkpointHash: referenceHash,
                                                     tokenCount: inputs.tokenCount, dimension: config.hiddenSize, hooks: sites.map(\.hook.name))
         referenceActivations = .notNeeded
         jobs = []
@@ -110,6 +115,15 @@ struct SweepPlan {
                                                              results: results, unhashed: cacheShape)
         (jobs, skipped) = SweepJob.schedule(options: options, selected: share, reference: referenceCheckpoint,
                                             referenceActivations: referenceActivations, results: results)
+    }
+
+    /// A checkpoint's content hash: the one its record holds when its files are unchanged since,
+    /// else computed.
+    private static func contentHash(of checkpoint: SweepCheckpoint, in results: SweepResults) throws -> String {
+        if let recorded = results.recordedHash(step: checkpoint.step), results.recordMatchesFiles(step: checkpoint.step, checkpoint: checkpoint) {
+            return recorded
+        }
+        return ContentHasher.digest(of: try Checkpoint(directory: checkpoint.directory))
     }
 
     /// Several probes' settings as one map: for each key the value of the first probe (canonical
