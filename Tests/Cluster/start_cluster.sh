@@ -32,7 +32,8 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   munge -n | unmunge >/dev/null
 fi
 
-# slurm.conf: one node, this machine's CPUs and memory as slurmd -C reports them.
+# slurm.conf: one node, this machine's CPUs and memory as slurmd -C reports them, reached over
+# 127.0.0.1 (so nothing depends on the host name resolving).
 $SUDO mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool"
 host="$(hostname -s)"
 node="$(slurmd -C | head -n 1 | sed "s/^NodeName=[^ ]*/NodeName=$host/")"
@@ -40,7 +41,7 @@ conf="$SLURM_DIR/slurm.conf"
 cat > "$conf.new" <<CONF
 # Written by Tests/Cluster/start_cluster.sh: a one-node cluster for NeoXProbe's cluster test.
 ClusterName=neoxprobe
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -65,7 +66,7 @@ AccountingStorageType=accounting_storage/none
 ReturnToService=2
 MinJobAge=3600
 SlurmdTimeout=60
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 changed=1
