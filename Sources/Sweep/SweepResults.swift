@@ -75,7 +75,10 @@ struct SweepResults {
         }
         guard let object = try previousRun(in: directory) else {
             let contents = ((try? fileManager.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !$0.hasPrefix(".") }
-            guard contents.isEmpty else {
+            // An empty steps/ alone: another sweep is creating the directory (it writes run.json next, under the lock).
+            let steps = directory.appendingPathComponent("steps").path
+            let beingCreated = contents == ["steps"] && ((try? fileManager.contentsOfDirectory(atPath: steps)) ?? ["?"]).isEmpty
+            guard contents.isEmpty || beingCreated else {
                 throw SweepError(.conflictingResults, option: .output,
                                  "\(directory.path) exists, is not empty and has no run.json: not a sweep results directory")
             }
