@@ -27,10 +27,12 @@ setup:
 build: setup
 	$(SWIFT) build $(SWIFTFLAGS) --product neoxprobe
 
-## test: every test target, built optimised (the parity tests run real forward passes).
+## test: every test target, built optimised (the parity tests run real forward passes), then the
+##   Slurm cluster test (test-cluster, about a minute once the apt packages are in).
 test: setup
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --parallel --num-workers 2
+	$(MAKE) --no-print-directory test-cluster
 
 ## test-cluster: a real one-node Slurm cluster on this machine (Tests/Cluster/start_cluster.sh: apt slurm-wlm +
 ##   munge, munged, slurmctld, slurmd; root or sudo) runs `neoxprobe slurm`'s 3-shard job array and merge job over
