@@ -77,7 +77,7 @@ let package = Package(
         ], swiftSettings: strictSettings),
 
         // Test-only helpers shared by the test targets (SHA-256, repository paths); no product.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strictSettings),
+        .target(name: "TestSupport", dependencies: ["Formats"], path: "Tests/TestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "NeoXTests", dependencies: ["NeoX", "Formats", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "Corpus", "TestSupport"], swiftSettings: strictSettings),

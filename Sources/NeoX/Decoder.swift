@@ -60,6 +60,15 @@ public final class Decoder {
     /// Positions already fed, per sequence.
     public var lengths: [Int] { cache.lengths }
 
+    /// The hooks `feed` can capture: the residual-stream sites, `ln_final.hook_normalized` and `logits`.
+    public static func canCapture(_ point: HookPoint) -> Bool {
+        switch point {
+        case .block(_, let site): return site.isResidual
+        case .lnFinalNormalized, .logits: return true
+        case .embed, .lnFinalScale: return false
+        }
+    }
+
     /// Runs `tokens[b]` (possibly empty) as the next positions of sequence b, appends their keys
     /// and values to the cache, and returns, for each sequence fed at least one token, the logits
     /// `[V]` at its last new position (nil for sequences fed nothing, or for all when
@@ -140,8 +149,10 @@ public final class Decoder {
             }
             try emit(.residPost(L), x, count: N * d)
         }
-        Kernels.layerNorm(x, rows: N, width: d, weight: weights.finalNormWeight, bias: weights.finalNormBias, eps: eps, into: ln)
+        // ln_final.hook_normalized is the LayerNorm before its weight and bias (TransformerLens 3.x).
+        Kernels.layerNormNormalize(x, rows: N, width: d, eps: eps, into: ln)
         try emit(.lnFinalNormalized, ln, count: N * d)
+        Kernels.affine(ln, rows: N, width: d, weight: weights.finalNormWeight, bias: weights.finalNormBias)
     }
 
     /// Logits: of every fed row when the `logits` hook is captured, else only of each segment's last row.
