@@ -71,6 +71,11 @@ public enum DirectionTokens {
     public struct Ends: Sendable, Equatable {
         public var top: [Int]
         public var bottom: [Int]
+
+        public init(top: [Int], bottom: [Int]) {
+            self.top = top
+            self.bottom = bottom
+        }
     }
 
     /// For each direction (length d), its ends. The unembedding is read in blocks of rows

@@ -15,7 +15,7 @@ extension MetricName {
     public static let correlationMeanOffDiagonal = "correlation_mean_offdiag"
     public static let correlationTokens = "correlation_tokens"
 
-    // `spectra`: per matrix (the full spectrum is in steps/stepNNNNNN/spectra.csv).
+    // `spectra`: per matrix (the full spectrum is in steps/stepNNNNNN/singular_values.csv).
     public static let singularValueCount = "sv_count"
     public static let stableRank = "stable_rank"
 
@@ -39,7 +39,7 @@ extension SweepNames {
     public static let embeddingSite = "embedding:embed_in"
     public static let unembeddingSite = "embedding:embed_out"
     /// Per-checkpoint files the analysis probes write next to their `<probe>.csv`.
-    public static let spectraFile = "spectra.csv"
+    public static let spectraFile = "singular_values.csv"
     public static let embeddingCorrelationFile = "embedding_correlation.csv"
     public static let svdDirectionsFile = "svd_directions.json"
     /// Site prefix of a `spectra` matrix (`spectrum:gpt_neox.layers.3.attention.w_qk.head1`) and of a

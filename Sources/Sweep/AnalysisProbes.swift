@@ -16,7 +16,7 @@ import Tokenizers
 ///   (`numpy.corrcoef(E[:256])`, file `embedding_correlation.csv`) and summaries of the per-token
 ///   L2 norms of `embed_in` and `embed_out`.
 /// - `spectra`: every singular value of each layer's QKV, attention dense, MLP in and out, and each
-///   head's OV (W_O·W_V) and QK (W_Qᵀ·W_K) circuits (file `spectra.csv`).
+///   head's OV (W_O·W_V) and QK (W_Qᵀ·W_K) circuits (file `singular_values.csv`).
 /// - `svd_directions` (Millidge & Black 2022): the top-k output-space singular vectors of each
 ///   layer's `mlp.dense_4h_to_h` and each head's OV circuit, read through the unembedding: the n
 ///   tokens with the largest and smallest W_U·u (file `svd_directions.json`, decoded with the
