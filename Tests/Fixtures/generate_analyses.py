@@ -19,7 +19,8 @@ Definitions (mirrored in Sources/ProbeStats and Sources/Sweep/AnalysisProbes.swi
   svd_directions  torch.linalg.svd of dense_4h_to_h (d x ff) and of the d x d W_O W_V: the first 4
         left singular vectors, sign so the largest |component| (first on ties) is positive;
         scores = embed_out (float64) @ u; top = 10 ids by (-score, id), bottom = 10 ids by
-        (score, id); decoded one id at a time by HF tokenizers; overlap with step 2000's same
+        (score, id); decoded one id at a time by HF tokenizers (skip_special_tokens=False, as the
+        engine decodes); overlap with step 2000's same
         direction = max(|T∩T'|+|B∩B'|, |T∩B'|+|B∩T'|) / 20.
   weight_shape  per floating tensor (not constant): Gaussian MLE (mean, std ddof 0) mean
         scipy.stats.norm.logpdf; scipy.stats.logistic.fit (MLE) mean logistic.logpdf; QQ at the
@@ -233,8 +234,8 @@ def real():
                 overlaps.append(o)
                 rows.append([step, layer, "svd:" + matrix, f"overlap_final_dir{k + 1}", o])
                 records.append({"layer": layer, "matrix": matrix, "direction": k + 1, "singular_value": float(s[k]),
-                                "top_ids": e[0], "top_tokens": [tokenizer.decode([i]) for i in e[0]],
-                                "bottom_ids": e[1], "bottom_tokens": [tokenizer.decode([i]) for i in e[1]],
+                                "top_ids": e[0], "top_tokens": [tokenizer.decode([i], skip_special_tokens=False) for i in e[0]],
+                                "bottom_ids": e[1], "bottom_tokens": [tokenizer.decode([i], skip_special_tokens=False) for i in e[1]],
                                 "overlap_final": o})
             rows.append([step, layer, "svd:" + matrix, "overlap_final_mean", float(np.mean(overlaps))])
         direction_files[str(step)] = records
