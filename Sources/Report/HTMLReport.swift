@@ -263,7 +263,7 @@ public struct HTMLReport: Sendable {
     enum Plot { case chart(any ReportChart, wide: Bool = false), html(String, csv: String, name: String, wide: Bool = true), missing(String) }
 
     func section(_ heading: String, _ plots: [Plot]) -> String {
-        var html = "<section><h2>\(SVG.escape(heading))</h2><div class=\"grid\">"
+        var html = "<section id=\"\(Self.fileName(heading))\"><h2>\(SVG.escape(heading))</h2><div class=\"grid\">"
         for plot in plots {
             switch plot {
             case .chart(let chart, let wide):
