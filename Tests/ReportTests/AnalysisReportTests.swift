@@ -84,13 +84,16 @@ final class AnalysisReportTests: XCTestCase {
         }
         let csvLinks = try matches(page, #"download="([^"]+\.csv)" href="data:text/csv;charset=utf-8;base64,([^"]+)""#)
         var csv: [String: String] = [:]
-        for link in csvLinks { csv[link[1]] = String(data: Data(base64Encoded: link[2])!, encoding: .utf8) }
+        for link in csvLinks {
+            let data = try XCTUnwrap(Data(base64Encoded: link[2]), "\(link[1]): not base64 (\(link[2].prefix(80))…)")
+            csv[link[1]] = String(data: data, encoding: .utf8)
+        }
         // The correlation matrices link their files next to report.html instead.
         XCTAssertTrue(page.contains("href=\"steps/step000256/embedding_correlation.csv\""))
         XCTAssertEqual(csvLinks.count + Self.steps.count - 1, charts + 1, "a CSV per chart (less the 4 correlation images) plus the direction table")
 
         // Bands: the median across layers of each step's CKA, as the rows give it.
-        let bands = try XCTUnwrap(csv.first { $0.key.hasPrefix("cka-of-mlp-out") }?.value)
+        let bands = try XCTUnwrap(csv.first { $0.key.hasPrefix("cka-of-mlp-out-with-the-reference-percentiles") }?.value)
         let rows = try MetricsCSV.read(contentsOf: directory.appendingPathComponent("metrics.csv"))
         for line in bands.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: ",")
