@@ -100,7 +100,7 @@ extension HTMLReport {
         }
         var plots: [Plot] = []
         for tensor in ["attention.dense.weight", "mlp.dense_4h_to_h.weight", "attention.query_key_value.weight"] {
-            plots.append(layerChart(title: "Distance of \(tensor) from \(reference)", yTitle: "‖W − W_ref‖_F",
+            plots.append(layerChart(title: "‖W − W_ref‖ of \(tensor)", yTitle: "‖W − W_ref‖_F",
                                     metric: MetricName.distanceFromReference, preferLog: false) { $0.hasPrefix("weights:") && $0.hasSuffix("." + tensor) })
         }
         var embeddings: [Series] = []
@@ -109,7 +109,7 @@ extension HTMLReport {
             if !points.isEmpty { embeddings.append(Series(label: name, points: points)) }
         }
         if !embeddings.isEmpty {
-            plots.append(.chart(LineChart(title: "Distance of the embeddings from \(reference)", yTitle: "‖W − W_ref‖_F", series: embeddings,
+            plots.append(.chart(LineChart(title: "‖W − W_ref‖ of the embeddings", yTitle: "‖W − W_ref‖_F", series: embeddings,
                                           ordered: false, preferLogY: false, axisSteps: allSteps)))
         }
         // MSD divided by the number of training steps since the previous checkpoint of the sweep.
@@ -126,7 +126,7 @@ extension HTMLReport {
                                           series: perStep.keys.sorted().map { Series(label: $0, points: perStep[$0]!) }, ordered: false,
                                           preferLogY: true, axisSteps: allSteps)))
         }
-        return section("Weight movement: distance from \(reference) and per-step displacement", plots)
+        return section("Weight movement: distance from \(reference) (W_ref) and per-step displacement", plots)
     }
 
     // MARK: analysis probes
@@ -213,7 +213,7 @@ extension HTMLReport {
         let shown = steps.count <= 4 ? steps : Array(Set([0, steps.count / 3, 2 * steps.count / 3, steps.count - 1].map { steps[$0] })).sorted()
         for step in shown {
             let matrix = analyses.correlations[step]!
-            plots.append(.chart(MatrixImage(title: "Correlation of the first \(matrix.count) token embeddings, step \(step)", matrix: matrix,
+            plots.append(.chart(MatrixImage(title: "Embedding correlation (first \(matrix.count)), step \(step)", matrix: matrix,
                                             dataFile: "steps/\(String(format: "step%06d", step))/\(SweepNames.embeddingCorrelationFile)")))
         }
         if steps.count > shown.count {
@@ -260,7 +260,7 @@ extension HTMLReport {
     /// Overlap with the final checkpoint per layer, and the direction tables (final checkpoint open).
     func directionPlots() -> [Plot] {
         var plots: [Plot] = [
-            layerChart(title: "SVD directions of mlp.dense_4h_to_h: token overlap with the final checkpoint", yTitle: "overlap (mean over directions)",
+            layerChart(title: "mlp.dense_4h_to_h directions: overlap with final", yTitle: "token overlap (mean over directions)",
                        metric: MetricName.overlapFinalMean, preferLog: false) { $0.hasPrefix(SweepNames.svdSitePrefix) && $0.hasSuffix(".mlp.dense_4h_to_h") },
         ]
         var ov: [Int: [Int: [Double]]] = [:]
@@ -268,7 +268,7 @@ extension HTMLReport {
             if let layer = row.layer { ov[layer, default: [:]][row.step, default: []].append(row.value) }
         }
         if !ov.isEmpty {
-            plots.append(.chart(LineChart(title: "SVD directions of W_OV: token overlap with the final checkpoint (mean over heads)",
+            plots.append(.chart(LineChart(title: "W_OV directions: overlap with final (head mean)",
                                           yTitle: "overlap (mean over directions and heads)",
                                           series: ov.keys.sorted().map { layer in
                                               Series(label: "layer \(layer)", points: ov[layer]!.map { (step: $0.key, value: $0.value.reduce(0, +) / Double($0.value.count)) })
@@ -314,7 +314,7 @@ extension HTMLReport {
     func shapePlots() -> [Plot] {
         var plots: [Plot] = []
         for tensor in ["mlp.dense_4h_to_h.weight", "attention.dense.weight", "attention.query_key_value.weight", "mlp.dense_h_to_4h.weight"] {
-            plots.append(layerChart(title: "Logistic − Gaussian mean log-likelihood of \(tensor)", yTitle: "Δ log-likelihood per element (> 0: heavier tails)",
+            plots.append(layerChart(title: "\(tensor): logistic − Gaussian loglik", yTitle: "Δ mean log-likelihood (> 0: heavier tails)",
                                     metric: MetricName.logisticMinusGaussian, preferLog: false, reference: (0, "equal fit")) {
                 $0.hasPrefix("weights:") && $0.hasSuffix("." + tensor)
             })

@@ -469,9 +469,10 @@ struct Heatmap {
             svg += "<line class=\"axis-line\" x1=\"\(SVG.number(barX + barWidth))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(barX + barWidth + 4))\" y2=\"\(SVG.number(y))\"/>"
             svg += "<text x=\"\(SVG.number(barX + barWidth + 7))\" y=\"\(SVG.number(y + 4))\">\(SVG.escape(label))</text>"
         }
-        svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">\(SVG.escape(colour.label))</text>"
+        // The colour bar's label runs up its right side, clear of the step labels however long it is.
+        svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(barX + barWidth + 58)),\(SVG.number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(SVG.escape(colour.label))</text>"
         if case .logarithmic = colour {
-            svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 36))\" text-anchor=\"middle\">(log; white = 0)</text>"
+            svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">(log; white = 0)</text>"
         }
         return svg + "</svg>"
     }
