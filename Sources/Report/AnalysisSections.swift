@@ -70,7 +70,7 @@ extension HTMLReport {
         for site in ["attn_out", "mlp_out", "resid_post"] {
             let v = values(metric: MetricName.cka) { $0 == site }
             if !v.isEmpty {
-                plots.append(.chart(BandChart(title: "CKA of \(site) with the reference: percentiles across layers", yTitle: "linear CKA",
+                plots.append(.chart(BandChart(title: "CKA bands: \(site) vs the reference, across layers", yTitle: "linear CKA",
                                               values: v, axisSteps: allSteps)))
             }
         }
@@ -78,7 +78,7 @@ extension HTMLReport {
                                 (".attention.w_ov.head", "W_OV of every head")] {
             let v = values(metric: MetricName.per) { $0.hasPrefix("weights:") && $0.contains(tensor) }
             if !v.isEmpty {
-                plots.append(.chart(BandChart(title: "PER of \(label): percentiles across layers", yTitle: "PER (effective rank / hidden size)",
+                plots.append(.chart(BandChart(title: "PER bands: \(label), across layers", yTitle: "PER (effective rank / hidden size)",
                                               values: v, axisSteps: allSteps)))
             }
         }
@@ -99,7 +99,7 @@ extension HTMLReport {
             reference = step == 0 ? "initialisation (step 0)" : "step \(step)"
         }
         var plots: [Plot] = []
-        for tensor in ["attention.dense.weight", "mlp.dense_4h_to_h.weight", "attention.query_key_value.weight"] {
+        for tensor in ["attention.dense.weight", "mlp.dense_4h_to_h.weight"] {
             plots.append(layerChart(title: "‖W − W_ref‖ of \(tensor)", yTitle: "‖W − W_ref‖_F",
                                     metric: MetricName.distanceFromReference, preferLog: false) { $0.hasPrefix("weights:") && $0.hasSuffix("." + tensor) })
         }

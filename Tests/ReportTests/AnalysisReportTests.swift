@@ -93,7 +93,7 @@ final class AnalysisReportTests: XCTestCase {
         XCTAssertEqual(csvLinks.count + Self.steps.count - 1, charts + 1, "a CSV per chart (less the 4 correlation images) plus the direction table")
 
         // Bands: the median across layers of each step's CKA, as the rows give it.
-        let bands = try XCTUnwrap(csv.first { $0.key.hasPrefix("cka-of-mlp-out-with-the-reference-percentiles") }?.value)
+        let bands = try XCTUnwrap(csv.first { $0.key.hasPrefix("cka-bands-mlp-out") }?.value)
         let rows = try MetricsCSV.read(contentsOf: directory.appendingPathComponent("metrics.csv"))
         for line in bands.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: ",")
