@@ -13,6 +13,8 @@ struct SweepMeasurer {
     private var weightsReference: Checkpoint?
     /// Holds the previous checkpoint's gradients (for `cosine_previous`).
     private let gradientProbe = GradientProbe()
+    /// The analysis probes' references to the final checkpoint (`AnalysisProbes.swift`).
+    let analysisReferences = AnalysisReferences()
 
     init(plan: SweepPlan) {
         self.plan = plan

@@ -38,6 +38,8 @@ public struct SweepOptions: Sendable {
     /// LAMBADA generation: the first N examples (nil: 100), and K of the causal unmasking.
     public var lambadaGenerationLimit: Int?
     public var unmaskSteps: Int = 6
+    /// The analysis probes' sizes (bins, tokens, directions).
+    public var analysis = AnalysisOptions()
     /// Tokens per forward pass (bounds activation memory; rounded down to whole sequences).
     public var tokensPerBatch: Int = 8192
     /// Written into run.json.

@@ -82,6 +82,7 @@ struct SweepPlan {
         }
         guard options.topK >= 0 else { throw SweepError(.invalidOption, option: .topK, "top-K count \(options.topK) is negative") }
         try checkGenerationValues(of: options)
+        try options.analysis.check(Set(options.probes))
         if options.probes.contains(.lambada) && options.lambadaData == nil {
             throw SweepError(.invalidOption, option: .lambadaData, "the lambada probe needs a LAMBADA data file, and none was given")
         }
@@ -136,6 +137,7 @@ struct SweepPlan {
             canonical["lambada_limit"] = options.lambadaLimit.map(String.init) ?? "all"
         }
         canonical.merge(generationCanonical(options, inputs: inputs)) { $1 }
+        canonical.merge(options.analysis.canonical(probes, finalStep: suite.checkpoints.last!.step)) { $1 }
         if let url = inputs.tokenizerURL { canonical["tokenizer"] = url.path }
         return canonical
     }

@@ -75,6 +75,7 @@ public struct SweepRunner {
             try results.write(measurer.gradients(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.lambada(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.generation(job, loaded: loaded, progress: checkpointProgress), step: job.step)
+            try results.write(measurer.analyses(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.update(plan, status: k + 1 == plan.jobs.count ? "complete" : "running")
 
             processed.append(job.step)
