@@ -16,7 +16,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN         = .build/$(CONFIG)/neoxprobe
 SWIFTFLAGS  = -c $(CONFIG) -Xswiftc -enable-testing
 
-.PHONY: setup build test lint demo bench fixtures tokenizer venv clean
+.PHONY: setup build test test-cluster lint demo bench fixtures tokenizer venv clean
 
 ## setup: install the Debian packages the build links against (skipped when present).
 setup:
@@ -27,10 +27,18 @@ setup:
 build: setup
 	$(SWIFT) build $(SWIFTFLAGS) --product neoxprobe
 
-## test: every test target, built optimised (the parity tests run real forward passes).
+## test: every test target, built optimised (the parity tests run real forward passes), then the
+##   Slurm cluster test (test-cluster, about a minute once the apt packages are in).
 test: setup
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --parallel --num-workers 2
+	$(MAKE) --no-print-directory test-cluster
+
+## test-cluster: a real one-node Slurm cluster on this machine (Tests/Cluster/start_cluster.sh: apt slurm-wlm +
+##   munge, munged, slurmctld, slurmd; root or sudo) runs `neoxprobe slurm`'s 3-shard job array and merge job over
+##   pythia-mini; metrics.csv and run.json must equal a single-machine sweep's byte for byte.
+test-cluster: build
+	BIN=$(BIN) SHARED=$(SHARED) Tests/Cluster/test_cluster.sh
 
 ## lint: swift-format's rules as configured in .swift-format (import order, naming, doc-comment
 ##   form, …). Its pretty-printer layout checks are left out: the house style aligns continuation

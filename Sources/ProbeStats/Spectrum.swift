@@ -74,7 +74,19 @@ public enum Spectrum {
 
     /// `dgesdd` on a column-major m×n matrix (destroyed). With `vectors`, also the min(m,n) left
     /// singular vectors (column-major m×min) and right ones (column-major min×n).
+    ///
+    /// OpenBLAS runs it on one thread: its threaded LAPACK sums in an order that depends on the
+    /// thread count (the last bits of `effective_rank` and `spectral_norm` of a d×4d matrix changed
+    /// between 1 and 2 threads), and a sweep's numbers must not depend on the machine's core count,
+    /// or the shards of a sweep run on other nodes would not merge into the single sweep's bytes.
     static func gesdd(_ a: inout [Double], m: Int, n: Int, vectors: Bool) throws -> ([Double], [Double], [Double]) {
+        let threads = openblas_get_num_threads()
+        if threads != 1 { openblas_set_num_threads(1) }
+        defer { if threads != 1 { openblas_set_num_threads(threads) } }
+        return try gesddSingleThreaded(&a, m: m, n: n, vectors: vectors)
+    }
+
+    private static func gesddSingleThreaded(_ a: inout [Double], m: Int, n: Int, vectors: Bool) throws -> ([Double], [Double], [Double]) {
         let k = min(m, n)
         guard k > 0 else { return ([], [], []) }
         var jobz: CChar = vectors ? 83 : 78  // "S" (thin vectors) or "N" (values only)

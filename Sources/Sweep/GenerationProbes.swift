@@ -56,24 +56,6 @@ extension SweepPlan {
             }
         }
     }
-
-    /// What the generation probes' numbers depend on.
-    static func generationCanonical(_ options: SweepOptions, inputs: SweepInputs) -> [String: String] {
-        var canonical: [String: String] = [:]
-        let probes = Set(options.probes)
-        if probes.contains(.memorization), let data = options.data {
-            canonical.merge(data.canonical) { $1 }
-            canonical["memorization_prefix"] = String(options.memorizationPrefix)
-            canonical["memorization_continuation"] = String(options.memorizationContinuation)
-            canonical["memorization_tokens_hash"] = inputs.memorizationHash
-        }
-        if let lambada = inputs.lambadaGeneration {
-            canonical["lambada_data"] = lambada.path
-            canonical["lambada_generation_limit"] = String(lambada.requests.count)
-            canonical["unmask_steps"] = String(options.unmaskSteps)
-        }
-        return canonical
-    }
 }
 
 extension SweepInputs {

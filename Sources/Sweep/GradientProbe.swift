@@ -26,12 +26,18 @@ public final class GradientProbe {
     public let histogramBins: Int
     /// The previous checkpoint's parameter gradients, for `cosine_previous`.
     private var previous: [String: [Float]] = [:]
+    /// The step those gradients are of.
+    private var previousStep: Int?
 
     public init(histogramBins: Int = 32) { self.histogramBins = histogramBins }
 
     /// Measures `model` (all blocks and the unembedding loaded) at `step` on `sequences`, in passes
     /// of at most `tokensPerPass` tokens (at least one sequence).
-    public func measure(model: NeoXModel, step: Int, sequences: [[Int32]], tokensPerPass: Int) throws -> [MetricRow] {
+    ///
+    /// `predecessor`, when given, is the step `cosine_previous` must compare with (the previous step
+    /// of the sweep's selection): when the gradients held are of another step (a resumed or
+    /// extended sweep starts mid-selection), no `cosine_previous` is written rather than a wrong one.
+    public func measure(model: NeoXModel, step: Int, sequences: [[Int32]], tokensPerPass: Int, predecessor: Int?? = nil) throws -> [MetricRow] {
         let config = model.config, d = config.hiddenSize
         guard let length = sequences.first?.count, length >= 2 else {
             throw SweepError(.invalidOption, option: .data, "the gradients probe needs evaluation sequences of at least 2 tokens")
@@ -81,7 +87,8 @@ public final class GradientProbe {
             let layer = WeightProbe.layerIndex(tensor: name), site = Self.site(tensor: name)
             let binning = histogramBins > 0 ? HistogramBinning(reference: g, binCount: histogramBins) : nil
             rows += WeightStatistics(values: g, binning: binning).metricRows(step: step, layer: layer, site: site)
-            if let before = previous[name], before.count == g.count, let cosine = Self.cosine(g, before) {
+            if predecessor == nil || predecessor! == previousStep, let before = previous[name], before.count == g.count,
+               let cosine = Self.cosine(g, before) {
                 rows.append(MetricSite(step: step, layer: layer, site: site).row(MetricName.cosinePrevious, cosine))
             }
             if name.hasSuffix(".attention.dense.weight") || name.hasSuffix(".mlp.dense_4h_to_h.weight"), let shape = shapes[name] {
@@ -112,6 +119,7 @@ public final class GradientProbe {
             }
         }
         previous = gradients
+        previousStep = step
         return rows
     }
 

@@ -45,7 +45,9 @@ struct SweepJob {
             let missing = isSelected ? options.probes.sorted().filter { !results.hasFile(step: checkpoint.step, probe: $0) } : []
             let needsRecord = isSelected && results.recordedHash(step: checkpoint.step) == nil
             let writeCache = rebuildCache && checkpoint.step == reference.step
-            if missing.isEmpty && !needsRecord && !writeCache { skipped.append(checkpoint.step); continue }
+            // A step whose checkpoint files were touched since it was measured is re-verified (under its lock).
+            let trusted = !isSelected || results.recordMatchesFiles(step: checkpoint.step, checkpoint: checkpoint)
+            if missing.isEmpty && !needsRecord && !writeCache && trusted { skipped.append(checkpoint.step); continue }
             jobs.append(SweepJob(checkpoint: checkpoint, missing: missing, isSelected: isSelected,
                                  writesReferenceCache: writeCache, needsCheckpointRecord: needsRecord))
         }
@@ -70,7 +72,9 @@ enum ReferenceActivations {
                      results: SweepResults, unhashed: SweepReferenceCache.Descriptor) throws -> ReferenceActivations {
         guard probes.contains(.cka), selected.contains(where: { !results.hasFile(step: $0.step, probe: .cka) }) else { return .notNeeded }
         var descriptor = unhashed
-        if let recorded = results.recordedHash(step: reference.step) {
+        if !unhashed.checkpointHash.isEmpty {
+            descriptor.checkpointHash = unhashed.checkpointHash  // the plan hashed it already
+        } else if let recorded = results.recordedHash(step: reference.step), results.recordMatchesFiles(step: reference.step, checkpoint: reference) {
             descriptor.checkpointHash = recorded
         } else {
             descriptor.checkpointHash = ContentHasher.digest(of: try Checkpoint(directory: reference.directory))

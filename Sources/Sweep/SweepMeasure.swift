@@ -63,8 +63,10 @@ struct SweepMeasurer {
         guard job.missing.contains(.gradients) else { return [:] }
         progress.update("gradients", fraction: 0.8)
         guard let model = loaded.model else { throw SweepError(.internal, "internal: the gradients probe needs a model") }
+        let position = plan.selected.firstIndex { $0.step == job.step }!
+        let predecessor: Int? = position > 0 ? plan.selected[position - 1].step : nil
         return [.gradients: try gradientProbe.measure(model: model, step: job.step, sequences: plan.sequences,
-                                                      tokensPerPass: plan.options.tokensPerBatch)]
+                                                      tokensPerPass: plan.options.tokensPerBatch, predecessor: .some(predecessor))]
     }
 
     /// LAMBADA accuracy and perplexity on the plan's requests.

@@ -48,6 +48,12 @@ public struct SweepOptions: Sendable {
     public var progressBar: Bool? = nil
     /// Print progress and warnings to standard error.
     public var verbose: Bool = true
+    /// Measure only this share of the selected steps (nil: all of them); see `SweepShard`.
+    public var shard: SweepShard?
+    /// When another sweep holds a lock of the results directory (a checkpoint it is measuring,
+    /// the reference activations it is building): wait for it (true), or stop with an error
+    /// naming the holder (false).
+    public var waitForLocks: Bool = true
 
     public init(suite: String, data: SweepDataSpec?, probes: [SweepProbe], output: URL) {
         self.suite = suite
@@ -80,5 +86,7 @@ public struct SweepOptions: Sendable {
         case memorizationContinuation
         case lambadaGenerationLimit
         case unmaskSteps
+        /// The share of the steps (`SweepShard`).
+        case shard
     }
 }

@@ -53,48 +53,143 @@ public struct SweepRunner {
         let progress = SweepProgress(enabled: options.verbose, bar: options.progressBar)
         defer { progress.end() }
 
-        let plan = try SweepPlan(options: options)
-        report(plan, to: progress)
+        var plan = try SweepPlan(options: options)
         let results = plan.results
-        try results.create()
-        try results.writeRunJSON(plan, status: "running")
+        // The options check again under the directory lock: another sweep may have started since.
+        try results.withDirectoryLock {
+            try SweepResults.check(results.directory, probeCanonical: plan.probeCanonical, canonical: plan.canonical)
+            try results.create()
+            try results.writeRunJSON(plan)
+        }
+        for warning in results.damagedFiles(steps: plan.share.map(\.step)) { progress.note(warning) }
+
+        // The reference activations are built by one sweep; others using the directory wait for them.
+        var referenceLock: SweepLock? = nil
+        if plan.referenceActivations.mustBeBuilt {
+            referenceLock = try acquire(results.referenceLockURL, purpose: "building the CKA reference activations (step \(plan.referenceStep))",
+                                        what: "the CKA reference activations", progress: progress)
+            try plan.reschedule()
+            if !plan.referenceActivations.mustBeBuilt { referenceLock = nil }
+        }
+        report(plan, to: progress)
 
         var measurer = SweepMeasurer(plan: plan)
+        var queue = JobQueue(plan: plan, runner: self, progress: progress)
         var processed: [Int] = []
-        var next = load(plan, job: 0)
-        for (k, job) in plan.jobs.enumerated() {
+        var current = try queue.claim(blocking: true)
+        var loader = current.map { load(plan, job: $0.job) }
+        var k = 0
+        while let (job, lock) = current {
+            k += 1
             let started = DispatchTime.now()
-            var checkpointProgress = CheckpointProgress(progress, index: k + 1, total: plan.jobs.count, step: job.step)
+            var checkpointProgress = CheckpointProgress(progress, index: k, total: plan.jobs.count, step: job.step)
             checkpointProgress.update("loading", fraction: 0)
-            let loaded = try next!.wait()
-            next = load(plan, job: k + 1)
+            let loaded = try loader!.wait()
+            var next = try queue.claim(blocking: false)
+            var nextLoader = next.map { load(plan, job: $0.job) }
 
             try results.recordCheckpoint(job, loaded: loaded)
             try results.write(measurer.forwardPass(job, loaded: loaded, progress: &checkpointProgress), step: job.step)
+            if job.writesReferenceCache { referenceLock?.release() }
             try results.write(measurer.weights(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.gradients(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.lambada(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.generation(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.analyses(job, loaded: loaded, progress: checkpointProgress), step: job.step)
-            try results.update(plan, status: k + 1 == plan.jobs.count ? "complete" : "running")
+            try results.withDirectoryLock { _ = try results.update(plan) }
+            lock?.release()
 
             processed.append(job.step)
             checkpointProgress.finished(since: started, what: job.summary)
+            if next == nil {
+                next = try queue.claim(blocking: true)
+                nextLoader = next.map { load(plan, job: $0.job) }
+            }
+            current = next
+            loader = nextLoader
         }
+        referenceLock?.release()
 
-        let identical = try results.update(plan, status: "complete")
+        let identical = try results.withDirectoryLock { try results.update(plan) }
         for pair in identical {
             progress.note("sweep: warning: step \(pair.step) has bit-identical weights to step \(pair.sameAs) (content hash equal); recorded as checkpoint/identical_to_step")
         }
         let rowCount = try MetricsCSV.read(contentsOf: results.metricsURL).count
-        return SweepSummary(processedSteps: processed, skippedSteps: plan.skipped.sorted(), identical: identical,
+        let skipped = Set(plan.share.map(\.step)).subtracting(processed).sorted()
+        return SweepSummary(processedSteps: processed, skippedSteps: skipped, identical: identical,
                             metricsRowCount: rowCount, fingerprint: plan.fingerprint)
     }
 
-    /// Starts loading job `k` in the background (nil past the last).
-    private func load(_ plan: SweepPlan, job k: Int) -> SweepLoader? {
-        guard k < plan.jobs.count else { return nil }
-        let job = plan.jobs[k]
+    /// Takes a lock of the results directory, telling the user whom it waits for (or, with
+    /// `waitForLocks` off, failing with the holder's name).
+    fileprivate func acquire(_ url: URL, purpose: String, what: String, progress: SweepProgress) throws -> SweepLock {
+        try SweepLock.acquire(url, purpose: purpose, wait: options.waitForLocks) { holder in
+            progress.note("sweep: waiting for \(what): \(url.lastPathComponent) is held by \(holder?.description ?? "another process")")
+        }
+    }
+
+    /// The plan's jobs, handed out one at a time to whichever sweep takes the checkpoint's lock
+    /// first: a checkpoint another sweep is measuring is put off to the end and then waited for
+    /// (its files are then usually there; if that sweep died, this one does the work).
+    fileprivate struct JobQueue {
+        let plan: SweepPlan
+        let runner: SweepRunner
+        let progress: SweepProgress
+        private var pending: [SweepJob]
+        private var deferred: [SweepJob] = []
+
+        init(plan: SweepPlan, runner: SweepRunner, progress: SweepProgress) {
+            self.plan = plan
+            self.runner = runner
+            self.progress = progress
+            pending = plan.jobs
+        }
+
+        /// The next job with work left and its lock (nil for the unselected reference job, which
+        /// writes no step files). Without `blocking`, only checkpoints nobody holds are taken.
+        mutating func claim(blocking: Bool) throws -> (job: SweepJob, lock: SweepLock?)? {
+            while !pending.isEmpty {
+                let job = pending.removeFirst()
+                guard job.isSelected else { return (job, nil) }
+                let url = plan.results.stepLockURL(job.step)
+                let purpose = "measuring step \(job.step)"
+                let lock: SweepLock
+                if job.writesReferenceCache {
+                    lock = try runner.acquire(url, purpose: purpose, what: "step \(job.step)", progress: progress)
+                } else if let taken = try SweepLock.attempt(url, purpose: purpose) {
+                    lock = taken
+                } else {
+                    deferred.append(job)
+                    continue
+                }
+                if let fresh = try refreshed(job) { return (fresh, lock) }
+                lock.release()
+            }
+            guard blocking else { return nil }
+            while !deferred.isEmpty {
+                let job = deferred.removeFirst()
+                let url = plan.results.stepLockURL(job.step)
+                let lock = try runner.acquire(url, purpose: "measuring step \(job.step)", what: "step \(job.step)", progress: progress)
+                if let fresh = try refreshed(job) { return (fresh, lock) }
+                lock.release()
+            }
+            return nil
+        }
+
+        /// `job` as the files are now (under its lock): the checkpoint re-verified, the probes
+        /// still missing; nil when nothing is left.
+        private func refreshed(_ job: SweepJob) throws -> SweepJob? {
+            if let warning = try plan.results.reverify(step: job.step, checkpoint: job.checkpoint) { progress.note(warning) }
+            var fresh = job
+            fresh.missing = plan.options.probes.sorted().filter { !plan.results.hasFile(step: job.step, probe: $0) }
+            fresh.needsCheckpointRecord = plan.results.recordedHash(step: job.step) == nil
+            guard !fresh.missing.isEmpty || fresh.needsCheckpointRecord || fresh.writesReferenceCache else { return nil }
+            return fresh
+        }
+    }
+
+    /// Starts loading `job` in the background.
+    private func load(_ plan: SweepPlan, job: SweepJob) -> SweepLoader {
         return SweepLoader(job: job, activation: options.activation, allowNonFinite: options.allowNonFinite,
                            knownHash: plan.results.recordedHash(step: job.step))
     }

@@ -12,6 +12,7 @@ struct NeoXProbe: ParsableCommand {
             GradCommand.self,
             PerplexityCommand.self, LambadaCommand.self, SweepCommand.self, ReportCommand.self,
             GenerateCommand.self,
+            MergeCommand.self, SlurmCommand.self,
         ]
     )
 }

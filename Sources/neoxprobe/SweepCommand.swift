@@ -23,7 +23,11 @@ struct SweepCommand: ParsableCommand {
 
         Results: RESULTS/steps/stepNNNNNN/<probe>.csv, RESULTS/metrics.csv (long form \
         step,layer,site,metric,value), RESULTS/run.json. Rerunning resumes: finished (checkpoint, probe) files \
-        are skipped; a changed data spec or option set is refused.
+        are re-verified (row count and checksum; checkpoint file sizes and times) and skipped. Probes and steps \
+        may be added to a results directory; a changed setting of a measured probe, or of the data, is refused.
+
+        Several sweeps may share a results directory (each checkpoint is locked while measured); --shard i/n \
+        measures share i of n of the steps, and `neoxprobe merge` / `neoxprobe slurm` put shards together.
         """)
 
     @Option(name: .long, help: "Suite: a directory of stepN/ checkpoints, ORG/NAME in the Hugging Face cache, or a models--ORG--NAME folder.")
@@ -99,6 +103,14 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress output on standard error.")
     var quiet = false
 
+    @Option(name: .long, help: ArgumentHelp("Measure only share i of n of the steps (i from 0, as SLURM_ARRAY_TASK_ID counts), "
+                                                + "or 'slurm' for SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT; see `neoxprobe slurm`.",
+                                            valueName: "i/n|slurm"))
+    var shard: String?
+
+    @Flag(name: .long, help: "When another sweep holds a lock of the results directory, stop with an error naming it instead of waiting.")
+    var noWait = false
+
     /// The debiased estimator builds K×K Gram matrices of doubles: 4096 keeps each at 128 MiB
     /// (Nguyen et al. use a few hundred rows).
     static let maxCKAMinibatch = 4096
@@ -148,6 +160,8 @@ struct SweepCommand: ParsableCommand {
         options.tokensPerBatch = tokensPerBatch
         options.toolVersion = NeoXProbeVersion.string
         options.verbose = !quiet
+        options.shard = try shard.map { try SweepShard.parse($0) }
+        options.waitForLocks = !noWait
         let summary = try SweepRunner(options: options).run()
         let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
         print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
@@ -183,6 +197,7 @@ struct SweepCommand: ParsableCommand {
         case .memorizationContinuation: return "--memorization-continuation"
         case .lambadaGenerationLimit: return "--lambada-generation-limit"
         case .unmaskSteps: return "--unmask-steps"
+        case .shard: return "--shard"
         }
     }
 }

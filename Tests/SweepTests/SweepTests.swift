@@ -196,9 +196,7 @@ final class SweepResumeTests: XCTestCase {
         changedData.data = .rows(prefix: SweepFixture.dataset, rows: 0..<2, sequenceLength: 128)
         var changedTopK = options
         changedTopK.topK = 3
-        var changedProbes = options
-        changedProbes.probes = [.outliers, .weights]
-        for (label, variant) in [("data", changedData), ("top-k", changedTopK), ("probes", changedProbes)] {
+        for (label, variant) in [("data", changedData), ("top-k", changedTopK)] {
             XCTAssertThrowsError(try SweepRunner(options: variant).run(), label) { error in
                 let sweepError = error as? SweepError
                 XCTAssertEqual(sweepError?.kind, .conflictingResults, "\(error)")
