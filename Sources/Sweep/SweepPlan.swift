@@ -44,9 +44,13 @@ struct SweepPlan {
         try Self.checkValues(of: options)
         self.options = options
         probes = Set(options.probes)
-        suite = try SweepSuite(spec: options.suite)
+        if let source = options.checkpointSource {
+            suite = try SweepSuite(spec: options.suite, root: source.root, checkpoints: source.checkpoints)
+        } else {
+            suite = try SweepSuite(spec: options.suite)
+        }
         selected = try suite.select(options.steps)
-        config = try Checkpoint(directory: selected[0].directory).config
+        config = try options.config(of: selected[0])
         sites = MeasuredSite.all(layers: config.numLayers)
         inputs = try SweepInputs(options: options, firstCheckpoint: selected[0], contextLimit: config.maxPositionEmbeddings)
 
@@ -66,7 +70,7 @@ struct SweepPlan {
         let cacheShape = SweepReferenceCache.Descriptor(fingerprint: fingerprint, referenceStep: referenceStep, checkpointHash: "",
                                                         tokenCount: inputs.tokenCount, dimension: config.hiddenSize, hooks: sites.map(\.hook.name))
         referenceActivations = try ReferenceActivations.find(probes: probes, selected: selected, reference: referenceCheckpoint,
-                                                             results: results, unhashed: cacheShape)
+                                                             results: results, unhashed: cacheShape, options: options)
         (jobs, skipped) = SweepJob.schedule(options: options, selected: selected, reference: referenceCheckpoint,
                                             referenceActivations: referenceActivations, results: results)
     }

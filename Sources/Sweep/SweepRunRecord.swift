@@ -94,6 +94,7 @@ extension SweepResults {
         if plan.probes.contains(.cka) { object["reference_step"] = plan.referenceStep }
         if plan.probes.contains(.weights) { object["weights_reference_step"] = plan.weightsReferenceStep }
         if let k = options.ckaMinibatch { object["cka_minibatch"] = k }
+        if let audit = options.auditRecord, let value = try? JSONSerialization.jsonObject(with: audit) { object["audit"] = value }
         try AtomicFile.write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: runURL)
     }
 }

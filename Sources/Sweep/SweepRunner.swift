@@ -61,6 +61,7 @@ public struct SweepRunner {
 
         var measurer = SweepMeasurer(plan: plan)
         var processed: [Int] = []
+        var measured: [SweepCheckpoint] = []
         var next = load(plan, job: 0)
         for (k, job) in plan.jobs.enumerated() {
             let started = DispatchTime.now()
@@ -78,10 +79,13 @@ public struct SweepRunner {
             try results.update(plan, status: k + 1 == plan.jobs.count ? "complete" : "running")
 
             processed.append(job.step)
+            measured.append(job.checkpoint)
+            try releaseFinished(plan, after: k, measured: measured)
             checkpointProgress.finished(since: started, what: job.summary)
         }
 
         let identical = try results.update(plan, status: "complete")
+        try releaseFinished(plan, after: plan.jobs.count, measured: measured)
         for pair in identical {
             progress.note("sweep: warning: step \(pair.step) has bit-identical weights to step \(pair.sameAs) (content hash equal); recorded as checkpoint/identical_to_step")
         }
@@ -95,7 +99,7 @@ public struct SweepRunner {
         guard k < plan.jobs.count else { return nil }
         let job = plan.jobs[k]
         return SweepLoader(job: job, activation: options.activation, allowNonFinite: options.allowNonFinite,
-                           knownHash: plan.results.recordedHash(step: job.step))
+                           knownHash: plan.results.recordedHash(step: job.step), source: options.checkpointSource)
     }
 
     /// What the plan found before any work starts: a reference cache to build, checkpoints already done.
