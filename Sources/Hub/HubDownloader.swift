@@ -150,6 +150,8 @@ public struct HubDownloader: Sendable {
         }
         var transferred: Int64 = 0
         var attempt = 0
+        // The sha256 is computed as the bytes arrive; a partial file left by an earlier run is hashed first.
+        let digest = expected == nil ? nil : RunningDigest()
         while true {
             attempt += 1
             var have = Self.size(of: partial)
@@ -157,13 +159,14 @@ public struct HubDownloader: Sendable {
                 try? fileManager.removeItem(at: partial)
                 have = 0
             }
+            if let digest, digest.count != have { try digest.restart(from: partial, length: have) }
             if have == meta.size { break }
             if let free = freeSpace(cache.blobsFolder), free < meta.size - have {
                 throw HubError(.diskFull, "not enough disk space for \(what): it needs \(meta.size - have) more bytes, "
                     + "\(free) are free on the file system of \(cache.blobsFolder.path)", location: cache.blobsFolder.path)
             }
             do {
-                transferred += try transfer(url, into: partial, from: have, total: meta.size, what: what, progress: progress)
+                transferred += try transfer(url, into: partial, from: have, total: meta.size, what: what, digest: digest, progress: progress)
             } catch let error as HubError where [.truncated, .timeout, .connection].contains(error.kind) && attempt < attempts {
                 Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
                 continue
@@ -181,8 +184,9 @@ public struct HubDownloader: Sendable {
             }
             Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
         }
-        if let expected {
-            let actual = try Self.sha256(of: partial)
+        if let expected, let digest {
+            if digest.count != Self.size(of: partial) { try digest.restart(from: partial, length: Self.size(of: partial)) }
+            let actual = digest.finish()
             guard actual == expected else {
                 try? fileManager.removeItem(at: partial)
                 throw HubError(.hashMismatch, "\(what): the \(meta.size) bytes from \(url.absoluteString) hash to sha256 \(actual), "
@@ -197,7 +201,7 @@ public struct HubDownloader: Sendable {
 
     /// One GET of `url` from byte `offset`, appended to `partial`. Returns the bytes received.
     private func transfer(_ url: URL, into partial: URL, from offset: Int64, total: Int64, what: String,
-                          progress: (@Sendable (Int64) -> Void)?) throws -> Int64 {
+                          digest: RunningDigest?, progress: (@Sendable (Int64) -> Void)?) throws -> Int64 {
         let fileManager = FileManager.default
         if !fileManager.fileExists(atPath: partial.path) {
             guard fileManager.createFile(atPath: partial.path, contents: nil) else {
@@ -223,6 +227,7 @@ public struct HubDownloader: Sendable {
             case 200:
                 // The server ignored the Range (or none was asked): start the file over.
                 try handle.truncate(atOffset: 0)
+                digest?.reset()
             default:
                 break
             }
@@ -230,6 +235,7 @@ public struct HubDownloader: Sendable {
             do { try handle.write(contentsOf: data) } catch {
                 throw Self.writeError(error, file: partial, what: what)
             }
+            digest?.update(data)
             received.add(Int64(data.count))
             progress?(Int64(data.count))
         })
@@ -259,17 +265,35 @@ public struct HubDownloader: Sendable {
     static func size(of url: URL) -> Int64 {
         ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.int64Value ?? 0
     }
+}
 
-    /// sha256 of a file, read in 4 MiB pieces.
-    static func sha256(of url: URL) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw HubError(.io, "cannot read \(url.path)", location: url.path) }
-        defer { try? handle.close() }
-        var digest = SHA256()
-        while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty {
-            chunk.withUnsafeBytes { digest.update($0) }
-        }
-        return digest.finish()
+/// A sha256 fed by a transfer's callbacks (one at a time), and how many bytes it has seen.
+final class RunningDigest: @unchecked Sendable {
+    private var digest = SHA256()
+    private(set) var count: Int64 = 0
+
+    func update(_ data: Data) {
+        data.withUnsafeBytes { digest.update($0) }
+        count += Int64(data.count)
     }
+
+    func reset() {
+        digest = SHA256()
+        count = 0
+    }
+
+    /// Starts over with the first `length` bytes of `file`.
+    func restart(from file: URL, length: Int64) throws {
+        reset()
+        guard length > 0 else { return }
+        guard let handle = FileHandle(forReadingAtPath: file.path) else { throw HubError(.io, "cannot read \(file.path)", location: file.path) }
+        defer { try? handle.close() }
+        while count < length, let chunk = try handle.read(upToCount: Int(min(4 << 20, length - count))), !chunk.isEmpty {
+            update(chunk)
+        }
+    }
+
+    func finish() -> String { digest.finish() }
 }
 
 /// A byte count shared between a transfer's callbacks.
