@@ -117,6 +117,7 @@ private final class TransferState: NSObject, URLSessionDataDelegate, @unchecked 
             do { try head(http.statusCode, HubHTTP.headers(of: http)) } catch {
                 sinkError = error
                 completionHandler(.cancel)
+                dataTask.cancel()
                 return
             }
         }

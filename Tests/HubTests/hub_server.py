@@ -26,6 +26,7 @@ Faults, set while running with GET /_control?fault=KIND&match=SUBSTRING[&count=N
   notfound   404 without X-Error-Code for a matching path
   gated      every request without "Authorization: Bearer T" gets 401 GatedRepo
   slow       sleep S seconds before answering a matching path
+  throttle   send a matching body at B bytes a second (a slow network, for kill -9 mid-download)
 count: how many requests the fault applies to (default: all). /_control?reset=1 clears faults and the
 log; /_control/log returns the requests seen ([method, path, range header]).
 Prints "listening on http://127.0.0.1:PORT" once ready.
@@ -294,8 +295,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        for offset in range(0, len(data), 1 << 20):
-            self.wfile.write(data[offset:offset + (1 << 20)])
+        throttle = state.faults.take("throttle", path)
+        piece = 1 << 20
+        if throttle:
+            piece = max(1, throttle["bytes"] // 10)
+        for offset in range(0, len(data), piece):
+            self.wfile.write(data[offset:offset + piece])
+            if throttle:
+                self.wfile.flush()
+                time.sleep(0.1)
 
 
 class State:
