@@ -98,7 +98,8 @@ public struct HubClient: Sendable {
             let (index, file) = work[k]
             var report: (@Sendable (Int64) -> Void)?
             if let progress { report = { progress.add($0) } }
-            let fetched = try downloader.fetch(repo, revision: plans[index].commit, file: file.path, listed: file, progress: report)
+            let fetched = try downloader.fetch(repo, revision: plans[index].commit, file: file.path, listed: file,
+                                               revisionName: plans[index].revision, progress: report)
             progress?.fileDone()
             results.set(k, fetched)
         }

@@ -100,7 +100,8 @@ public struct HubDownloader: Sendable {
     /// Puts `file` of `revision` in the cache (blob, then snapshot link) and returns what it did.
     /// `listed` is the tree API's entry, whose size and LFS sha256 the download must match;
     /// `progress` is told every chunk's size.
-    public func fetch(_ repo: HubRepository, revision: String, file: String, listed: HubFile? = nil,
+    /// `revisionName` is the branch a commit `revision` was resolved from, for messages.
+    public func fetch(_ repo: HubRepository, revision: String, file: String, listed: HubFile? = nil, revisionName: String? = nil,
                       progress: (@Sendable (Int64) -> Void)? = nil) throws -> HubFetchedFile {
         guard HubCache.isSafePath(file) else { throw HubError(.invalidArgument, "'\(file)' is not a file path inside a repository") }
         let cache = HubCache(root: environment.cacheRoot, repository: repo)
@@ -113,7 +114,7 @@ public struct HubDownloader: Sendable {
             return HubFetchedFile(path: file, etag: etag, size: Self.size(of: cache.blob(etag)), downloaded: 0, wasCached: true)
         }
         let meta = try metadata(repo, revision: revision, file: file)
-        let what = "\(file) of \(repo) at revision '\(revision)'"
+        let what = "\(file) of \(repo) at revision '\(revisionName ?? revision)'" + (revisionName.map { $0 == revision ? "" : " (commit \(revision))" } ?? "")
         if let listed {
             if listed.size != meta.size {
                 throw HubError(.malformed, "\(what): the tree lists \(listed.size) bytes, the resolve answer says \(meta.size)", location: meta.location.absoluteString)
@@ -167,7 +168,13 @@ public struct HubDownloader: Sendable {
             }
             do {
                 transferred += try transfer(url, into: partial, from: have, total: meta.size, what: what, digest: digest, progress: progress)
-            } catch let error as HubError where [.truncated, .timeout, .connection].contains(error.kind) && attempt < attempts {
+            } catch let error as HubError where [.truncated, .timeout, .connection].contains(error.kind) {
+                guard attempt < attempts else {
+                    let now = Self.size(of: partial)
+                    let kind: HubError.Kind = error.kind == .timeout ? .timeout : .truncated
+                    throw HubError(kind, "\(what): \(error.message) (\(attempts) attempts); \(now) of \(meta.size) bytes are kept in \(partial.path) "
+                        + "and the next fetch resumes from them", location: url.absoluteString)
+                }
                 Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
                 continue
             }

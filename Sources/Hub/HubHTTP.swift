@@ -74,7 +74,9 @@ struct HubHTTP: Sendable {
     /// A transport failure, as the person at the terminal needs to read it.
     static func describe(_ error: any Error, method: String, url: URL, timeout: Double) -> HubError {
         let where_ = url.absoluteString
-        let code = (error as? URLError)?.code
+        var code = (error as? URLError)?.code
+        // libcurl's "transfer closed with N bytes remaining to read" comes without a specific code.
+        if "\(error) \(error.localizedDescription)".contains("transfer closed") { code = .networkConnectionLost }
         switch code {
         case .some(.timedOut):
             return HubError(.timeout, "\(method) \(where_): no answer for \(Self.format(timeout)) s (timed out; raise HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT for a slow server)", location: where_)

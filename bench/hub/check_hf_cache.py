@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Does the real huggingface_hub find what `neoxprobe fetch` wrote, and is it the cache it writes itself?
 
+Also times both downloads of the same files from the same local server (neoxprobe with its
+default --jobs 4, huggingface_hub one hf_hub_download after another, as a script loops).
+
 1. Starts the local Hub (Tests/HubTests/hub_server.py) on pythia-mini from ../shared.
 2. `neoxprobe fetch EleutherAI/pythia-mini --revisions all` into cache A.
 3. With HF_HUB_OFFLINE=1 and HF_HUB_CACHE=A: `hf_hub_download` of every fetched file of every
@@ -113,7 +116,9 @@ for rev in json.loads(sys.argv[1]):
         hf_hub_download("EleutherAI/pythia-mini", f["path"], revision=rev["revision"])
 '''
         online = dict(env, HF_HUB_CACHE=cache_b, HF_HUB_DISABLE_XET="1", HF_HUB_ENABLE_HF_TRANSFER="0")
+        started = time.time()
         run = subprocess.run([sys.executable, "-c", download, json.dumps(fetched)], env=online, capture_output=True, text=True)
+        result["huggingface_hub_download_seconds"] = round(time.time() - started, 2)
         if run.returncode != 0:
             raise SystemExit("huggingface_hub download from the local Hub failed:\n" + run.stderr)
         a, b = tree(cache_a), tree(cache_b)
