@@ -168,4 +168,44 @@ final class HubCommandTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("metrics.csv")), try onDiskMetrics(scratch))
         XCTAssertEqual(Self.checkpointsOnDisk(cache.appendingPathComponent("models--EleutherAI--pythia-mini")), 0)
     }
+
+    func testFetchSweepResumesAfterKillMidMeasurement() throws {
+        let server = try HubServer(self)
+        let scratch = try scratchDirectory(self)
+        let cache = scratch.appendingPathComponent("hub")
+        let environment = server.environment(cache: cache)
+        let out = scratch.appendingPathComponent("fetched")
+        // Slow enough (5 MB/s) that the sweep is still going when two checkpoints are recorded.
+        try server.control("fault=throttle&match=/cdn/&bytes=5000000")
+        let process = try CommandRunner.start(["sweep", "--suite", repo, "--fetch", "--out", out.path] + Self.sweepArguments, environment: environment)
+        let steps = out.appendingPathComponent("steps")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && process.isRunning {
+            let done = ((try? FileManager.default.contentsOfDirectory(atPath: steps.path)) ?? [])
+                .filter { FileManager.default.fileExists(atPath: steps.appendingPathComponent("\($0)/outliers.csv").path) }
+            if done.count >= 2 { break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(process.isRunning, "the sweep was killed mid-way, not after it ended")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try server.control("reset=1")
+        let resumed = try run(["sweep", "--suite", repo, "--fetch", "--out", out.path] + Self.sweepArguments, environment)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertTrue(resumed.output.contains("already complete") && !resumed.output.contains(" 0 already complete"), resumed.output)
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("metrics.csv")), try onDiskMetrics(scratch))
+        XCTAssertEqual(Self.checkpointsOnDisk(cache.appendingPathComponent("models--EleutherAI--pythia-mini")), 0,
+                       "what the killed run fetched is removed by the run that finished")
+    }
+
+    func testHelpDocumentsTheHubCommands() throws {
+        for (subcommand, flags) in [("fetch", ["--revisions", "--files", "--jobs", "--json", "HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE"]),
+                                    ("audit", ["--revisions", "--json", "--no-load"]), ("sweep", ["--fetch", "--keep-checkpoints"])] {
+            let outcome = try CommandRunner.run([subcommand, "--help"])
+            XCTAssertEqual(outcome.status, 0, outcome.standardError)
+            for flag in flags { XCTAssertTrue(outcome.output.contains(flag), "\(subcommand) --help lacks \(flag):\n\(outcome.output)") }
+        }
+        let usage = try CommandRunner.run(["sweep", "--suite", repo, "--keep-checkpoints", "2", "--out", "/nonexistent"])
+        XCTAssertEqual(usage.status, 64, "--keep-checkpoints without --fetch is an argument error: \(usage.standardError)")
+    }
 }
