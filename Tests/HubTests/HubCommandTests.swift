@@ -133,6 +133,17 @@ final class HubCommandTests: XCTestCase {
                                             environment: environment)
         XCTAssertEqual(located.status, 0, located.standardError)
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("metrics.csv")), try onDiskMetrics(scratch))
+
+        // A sweep of the cached repository (no --fetch, offline) records the audit from the cache.
+        let cached = scratch.appendingPathComponent("cached")
+        let offline = try run(["sweep", "--suite", repo, "--out", cached.path] + Self.sweepArguments, environment.merging(["HF_HUB_OFFLINE": "1"]) { $1 })
+        XCTAssertEqual(offline.status, 0, offline.standardError)
+        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: cached.appendingPathComponent("run.json"))) as? [String: Any])
+        let audit = try XCTUnwrap(record["audit"] as? [String: Any])
+        XCTAssertEqual((audit["revisions"] as? [[String: Any]])?.compactMap { $0["revision"] as? String }, ["step16", "step2000"])
+        let missing = try run(["run", "--model", "\(repo)@step4", "--tokens", "1 2 3", "--hooks", "logits", "--out", scratch.appendingPathComponent("b.safetensors").path],
+                              environment)
+        XCTAssertTrue(missing.standardError.contains("neoxprobe fetch EleutherAI/pythia-mini --revisions step4"), missing.standardError)
     }
 
     func testFetchSweepResumesAfterKillMidDownload() throws {
