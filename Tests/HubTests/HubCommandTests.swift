@@ -103,6 +103,7 @@ final class HubCommandTests: XCTestCase {
             let most = watchCheckpoints(cache, while: process)
             process.waitUntilExit()
             XCTAssertEqual(process.terminationStatus, 0)
+            print("sweep --fetch --keep-checkpoints \(keep): at most \(most) checkpoints on disk")
             // keep measured + the one being measured + the one downloading ahead.
             XCTAssertLessThanOrEqual(most, Int(keep)! + 2, "at most --keep-checkpoints + 1 checkpoints (+ the one downloading) on disk")
             XCTAssertGreaterThanOrEqual(most, 1)
