@@ -87,6 +87,7 @@ venv:
 	$(VENV)/bin/pip install torch==2.5.1 transformers==4.49.0 tokenizers safetensors sentencepiece numpy
 	printf 'torch==2.5.1\ntransformers==4.49.0\n' > $(VENV)/constraints.txt
 	$(VENV)/bin/pip install lm_eval==0.4.5 -c $(VENV)/constraints.txt
+	$(VENV)/bin/pip install transformer_lens==2.15.4 -c $(VENV)/constraints.txt
 
 clean:
 	rm -rf .build demo

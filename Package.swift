@@ -34,6 +34,7 @@ let package = Package(
         .library(name: "Results", targets: ["Results"]),
         .library(name: "Sweep", targets: ["Sweep"]),
         .library(name: "Report", targets: ["Report"]),
+        .library(name: "Hub", targets: ["Hub"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -68,16 +69,18 @@ let package = Package(
                                               "Evaluation", "Results"], swiftSettings: strictSettings),
         // HTML + SVG from the results schema alone (builds without BLAS).
         .target(name: "Report", dependencies: ["Results"], swiftSettings: strictSettings),
+        // The Hugging Face Hub's HTTP protocol and cache layout: fetch, verify, audit checkpoints.
+        .target(name: "Hub", dependencies: ["Formats"], swiftSettings: strictSettings),
         // A researcher's own program on the library (no @testable), compiled with everything else.
         .executableTarget(name: "layer-outliers", dependencies: ["Formats", "NeoX", "ProbeStats"],
                           path: "Examples/LayerOutliers", swiftSettings: strictSettings),
         .executableTarget(name: "neoxprobe", dependencies: [
-            "Formats", "NeoX", "Tokenizers", "Corpus", "Evaluation", "Results", "Sweep", "Report",
+            "Formats", "NeoX", "Tokenizers", "Corpus", "Evaluation", "Results", "Sweep", "Report", "Hub",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strictSettings),
 
         // Test-only helpers shared by the test targets (SHA-256, repository paths); no product.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strictSettings),
+        .target(name: "TestSupport", dependencies: ["Formats"], path: "Tests/TestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "NeoXTests", dependencies: ["NeoX", "Formats", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "Formats", "Corpus", "TestSupport"], swiftSettings: strictSettings),
@@ -86,6 +89,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "NeoX", "Formats", "Tokenizers", "Corpus", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Results", "NeoX", "Formats", "ProbeStats", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Results", "Formats", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Formats", "TestSupport"], exclude: ["hub_server.py"], swiftSettings: strictSettings),
         .testTarget(name: "neoxprobeTests", dependencies: ["Formats", "TestSupport"], swiftSettings: strictSettings),
     ],
     cxxLanguageStandard: .cxx17

@@ -150,8 +150,7 @@ public enum ModelLocator {
             message += available.isEmpty ? "; the cache has no revisions of it with a snapshot"
                                          : "; revisions in the cache: \(available.joined(separator: ", "))"
         }
-        message += " (nothing is downloaded: fetch it with huggingface-cli download \(id.organization)/\(id.name)"
-        message += id.revision.map { " --revision \($0))" } ?? ")"
+        message += " (nothing is downloaded here: fetch it with neoxprobe fetch \(id.organization)/\(id.name) --revisions \(revision))"
         throw FormatError(.notFound, message)
     }
 

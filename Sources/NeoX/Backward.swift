@@ -207,7 +207,12 @@ extension NeoXModel {
         // Parameter gradients of one block (or of the final LayerNorm), reused block after block.
         let grads = BlockGradientBuffers(config: cfg)
         defer { grads.deallocate() }
-        try emit(.lnFinalNormalized, dFinalOut)
+        if wantedHooks.contains(.lnFinalNormalized) {
+            // ln_final.hook_normalized is before the final LayerNorm's weight: its gradient is d(output)·w.
+            var dNormalized = [Float](repeating: 0, count: N * d)
+            for r in 0..<N { for i in 0..<d { dNormalized[r * d + i] = dFinalOut[r * d + i] * weights.finalNormWeight[i] } }
+            try dNormalized.withUnsafeBufferPointer { try emit(.lnFinalNormalized, $0.baseAddress!) }
+        }
         // gradient: d(block output), in `heads`; dx (in `x`) still holds the final residual the
         // final LayerNorm read, and becomes the second gradient buffer once that is consumed.
         var gradient = heads, dx = x

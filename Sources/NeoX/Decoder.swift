@@ -60,6 +60,15 @@ public final class Decoder {
     /// Positions already fed, per sequence.
     public var lengths: [Int] { cache.lengths }
 
+    /// The hooks `feed` can capture: the residual-stream sites, `ln_final.hook_normalized` and `logits`.
+    public static func canCapture(_ point: HookPoint) -> Bool {
+        switch point {
+        case .block(_, let site): return site.isResidual
+        case .lnFinalNormalized, .logits: return true
+        case .embed, .lnFinalScale: return false
+        }
+    }
+
     /// Runs `tokens[b]` (possibly empty) as the next positions of sequence b, appends their keys
     /// and values to the cache, and returns, for each sequence fed at least one token, the logits
     /// `[V]` at its last new position (nil for sequences fed nothing, or for all when
@@ -140,8 +149,10 @@ public final class Decoder {
             }
             try emit(.residPost(L), x, count: N * d)
         }
-        Kernels.layerNorm(x, rows: N, width: d, weight: weights.finalNormWeight, bias: weights.finalNormBias, eps: eps, into: ln)
+        // ln_final.hook_normalized is the LayerNorm before its weight and bias (TransformerLens 3.x).
+        Kernels.layerNormNormalize(x, rows: N, width: d, eps: eps, into: ln)
         try emit(.lnFinalNormalized, ln, count: N * d)
+        Kernels.affine(ln, rows: N, width: d, weight: weights.finalNormWeight, bias: weights.finalNormBias)
     }
 
     /// Logits: of every fed row when the `logits` hook is captured, else only of each segment's last row.
@@ -241,6 +252,11 @@ public final class Decoder {
     /// kernels) uses its small-matrix kernel, which does not pack W.
     static let smallRows = 32
     static let smallProductLimit = 1_000_000
+    /// The most output elements (rows · features) of one such call: OpenBLAS's permit function
+    /// sends a transposed-A ("TN", which a row-major `x·Wᵀ` becomes) product with a larger C to
+    /// the packing kernel (`sgemm_small_kernel_permit_skylakex.c`: `M * N > 1200`), which
+    /// re-packs the weight slice every step (measured: 30% of a batch-16 step in `sgemm_incopy`).
+    static let smallOutputLimit = 1200
 
     /// `y = x·Wᵀ (+ b)` as `Kernels.linear`, but for the few rows of a decoding step, where
     /// `sgemm` spends as long packing W as multiplying (measured: a third of a step in OpenBLAS's
@@ -254,9 +270,9 @@ public final class Decoder {
                 Kernels.linear(x, rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: y)
                 return
             }
-            // Slices of output features small enough (rows · width · in ≤ 10⁶ multiply-adds) for
+            // Slices of output features small enough (rows · width · in ≤ 10⁶ multiply-adds, rows · width ≤ 1200) for
             // OpenBLAS's unpacked small-matrix sgemm kernel; larger calls re-pack W every step.
-            let width = max(8, min(outFeatures, (smallProductLimit / (rows * inFeatures)) / 8 * 8))
+            let width = max(8, min(outFeatures, min(smallProductLimit / (rows * inFeatures), smallOutputLimit / rows) / 8 * 8))
             let parts = max(1, outFeatures / width)
             let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
             Kernels.parallel(parts) { part in

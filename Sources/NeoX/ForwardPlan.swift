@@ -23,7 +23,7 @@ public struct ForwardPlan: Sendable, Equatable {
     public let logits: LogitsRequest
     /// Blocks `0..<layers` run; the pass stops after the last one a hook (or the final LayerNorm) needs.
     public let layers: Int
-    /// The final LayerNorm runs (for `ln_final.hook_normalized` or any logits).
+    /// The final LayerNorm runs (for `ln_final.hook_scale`, `ln_final.hook_normalized` or any logits).
     public let runsFinalNorm: Bool
     /// Logits of some kind are computed, so the model must hold `embed_out`.
     public let needsUnembedding: Bool
@@ -36,7 +36,8 @@ public struct ForwardPlan: Sendable, Equatable {
             let hint = config.parallelResidual && unmatched.contains("resid_mid")
                 ? "; parallel-residual models have no hook_resid_mid" : ""
             throw NeoXError(.unknownHook, "hook pattern '\(unmatched)' matches none of this model's hooks "
-                + "(\(HookPoint.residPost(0).name), \(HookPoint.lnFinalNormalized.name), \(HookPoint.logits.name), …)\(hint)")
+                + "(\(HookPoint.embed.name), \(HookPoint.residPost(0).name), \(HookPoint.block(0, .pattern).name), "
+                + "\(HookPoint.lnFinalNormalized.name), \(HookPoint.logits.name), …)\(hint)")
         }
         try self.init(config: config, hooks: capture.select(available), logits: logits)
     }
@@ -54,7 +55,7 @@ public struct ForwardPlan: Sendable, Equatable {
         self.hooks = Array(Set(hooks)).sorted()
         self.logits = logits
         needsUnembedding = self.hooks.contains(.logits) || logits != .none
-        runsFinalNorm = needsUnembedding || self.hooks.contains(.lnFinalNormalized)
+        runsFinalNorm = needsUnembedding || self.hooks.contains(.lnFinalNormalized) || self.hooks.contains(.lnFinalScale)
         layers = runsFinalNorm ? config.numLayers : (self.hooks.compactMap(\.layer).max().map { $0 + 1 } ?? 0)
     }
 

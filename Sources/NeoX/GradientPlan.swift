@@ -28,9 +28,10 @@ public struct GradientPlan: Sendable, Equatable {
     /// Blocks `lowestLayer..<numLayers` are differentiated (numLayers: only the final LayerNorm and unembedding).
     public let lowestLayer: Int
 
-    /// Every hook whose gradient the backward can give: the block sites and `ln_final.hook_normalized`.
+    /// Every hook whose gradient the backward can give: the residual-stream block sites and `ln_final.hook_normalized`.
     public static func gradientHooks(for config: NeoXConfig) -> [HookPoint] {
-        HookPoint.all(for: config).filter { $0 != .logits }
+        let sites = BlockHook.residualSites(parallelResidual: config.parallelResidual)
+        return (0..<config.numLayers).flatMap { layer in sites.map { HookPoint.block(layer, $0) } } + [.lnFinalNormalized]
     }
 
     /// Plans the parameters and hooks the globs select (`*` crosses dots; a hook pattern may name

@@ -58,6 +58,30 @@ enum Kernels {
         }
     }
 
+    /// The first half of `layerNorm`: `y = (x − mean)·rstd` per row (TransformerLens's
+    /// `hook_normalized`), recording each row's mean and scale = 1/rstd (`hook_scale`) when asked.
+    /// `affine` afterwards gives exactly `layerNorm`'s output (the same operations in the same order).
+    static func layerNormNormalize(_ x: UnsafePointer<Float>, rows: Int, width: Int, eps: Float,
+                                   into y: UnsafeMutablePointer<Float>,
+                                   means: UnsafeMutablePointer<Float>? = nil, scales: UnsafeMutablePointer<Float>? = nil) {
+        for r in 0..<rows {
+            let v = x + r * width, o = y + r * width
+            let (m, rstd) = layerNormStatistics(v, width: width, eps: eps)
+            for i in 0..<width { o[i] = (v[i] - m) * rstd }
+            means?[r] = m
+            scales?[r] = 1 / rstd
+        }
+    }
+
+    /// `y = y·weight + bias` per row of `width`, in place (the LayerNorm's affine part).
+    static func affine(_ y: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+                       weight: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+        for r in 0..<rows {
+            let o = y + r * width
+            for i in 0..<width { o[i] = o[i] * weight[i] + bias[i] }
+        }
+    }
+
     /// A row's mean and 1/√(biased variance + eps), accumulated in Float64: the one computation
     /// the forward LayerNorm and its backward share, so the backward normalises exactly as the
     /// forward did.

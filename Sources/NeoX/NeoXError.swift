@@ -15,6 +15,9 @@ public struct NeoXError: Error, CustomStringConvertible, Sendable, Equatable {
         case notLoaded
         /// A request argument out of range (logit positions, buffer sizes, layer counts).
         case invalidRequest
+        /// An intervention that cannot be carried out: an index outside the hook, a patch or
+        /// vector of the wrong shape, an edit that would change nothing.
+        case invalidIntervention
     }
 
     public var kind: Kind

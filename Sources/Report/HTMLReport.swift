@@ -31,14 +31,17 @@ public struct HTMLReport: Sendable {
     /// The text of `run.json`: summarised in a table and shown verbatim (pretty-printed when it parses).
     public var runInfo: String?
     public var title: String
+    /// The per-checkpoint files of the analysis probes (spectra, correlations, directions).
+    public var analyses: AnalysisFiles
 
     /// Every step in the metrics, so all line charts share one step axis.
-    private var allSteps: [Int] { Set(rows.map(\.step)).sorted() }
+    var allSteps: [Int] { Set(rows.map(\.step)).sorted() }
 
     /// Heatmaps with more steps than this span the whole grid row (and are drawn twice as wide).
     static let wideHeatmapSteps = 12
 
-    public init(rows: [MetricRow], runInfo: String? = nil, title: String = "NeoXProbe report") {
+    public init(rows: [MetricRow], runInfo: String? = nil, title: String = "NeoXProbe report", analyses: AnalysisFiles = AnalysisFiles()) {
+        self.analyses = analyses
         self.rows = rows
         self.runInfo = runInfo
         self.title = title
@@ -52,7 +55,8 @@ public struct HTMLReport: Sendable {
         let runURL = results.appendingPathComponent("run.json")
         let runInfo = FileManager.default.fileExists(atPath: runURL.path) ? try String(contentsOf: runURL, encoding: .utf8) : nil
         let destination = output ?? results.appendingPathComponent("report.html")
-        try AtomicFile.write(HTMLReport(rows: rows, runInfo: runInfo).render(), to: destination)
+        let analyses = try AnalysisFiles.read(results: results)
+        try AtomicFile.write(HTMLReport(rows: rows, runInfo: runInfo, analyses: analyses).render(), to: destination)
         return destination
     }
 
@@ -74,6 +78,7 @@ public struct HTMLReport: Sendable {
             body += "<div class=\"warning\">\(total - rows.count) metric values are not finite (NaN or ±inf): "
                 + "they are left out of the charts below; metrics.csv has them.</div>"
         }
+        body += partialSweepWarning()
         body += identicalCheckpointsWarning()
         body += runTable()
 
@@ -88,11 +93,12 @@ public struct HTMLReport: Sendable {
             layerChart(title: "max |x| of the MLP output (mlp_out) per layer", yTitle: "max |x|",
                        metric: MetricName.maxAbs, preferLog: true) { $0 == "mlp_out" },
             layerChart(title: "Kurtosis of resid_post (all elements, Pearson)", yTitle: "kurtosis",
-                       metric: MetricName.kurtosis, preferLog: true) { $0 == "resid_post" },
-        ])
+                       metric: MetricName.kurtosis, preferLog: true, reference: (3, "normal = 3")) { $0 == "resid_post" },
+        ] + outlierAdditions())
         var similarity = [heatmap(site: "attn_out"), heatmap(site: "mlp_out")]
         if rows.contains(where: { $0.site == "resid_post" && $0.metric == MetricName.cka }) { similarity.append(heatmap(site: "resid_post")) }
         body += section("Representation similarity to the reference checkpoint (linear CKA)", similarity)
+        body += percentileBandSection()
         body += section("Weights writing to the residual stream", [
             layerChart(title: "Frobenius norm of attention.dense.weight", yTitle: "Frobenius norm ‖W‖", metric: MetricName.frobeniusNorm,
                        preferLog: false, site: weight(".attention.dense.weight")),
@@ -103,6 +109,7 @@ public struct HTMLReport: Sendable {
             ovRankChart(),
             msdChart(),
         ])
+        body += movementSection()
         body += section("Weight histograms of the first and last layer (fixed bins on [−R, R], R = max |w| of the reference checkpoint)",
                         weightHistograms())
         body += section("Evaluations", [evaluationPerplexityChart(), lambadaAccuracyChart(), lambadaPerplexityChart()])
@@ -110,6 +117,7 @@ public struct HTMLReport: Sendable {
             body += section("Gradients of the loss on the evaluation tokens", gradientPlots())
         }
         body += generationSection()
+        body += analysisSections()
         return """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -129,6 +137,10 @@ public struct HTMLReport: Sendable {
     figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:6px;background:#fcfcfc;min-width:0}
     .missing{color:#8a5a00;background:#fff7e0;border:1px solid #f0dca0;border-radius:6px;padding:8px 12px;font-size:14px;margin:0}
     .warning{color:#7a1d12;background:#fdecea;border:1px solid #f1b0a7;border-left:5px solid #d93025;border-radius:6px;padding:10px 14px;margin:0 0 14px;font-size:14px;max-width:1000px}
+    figcaption.downloads{font-size:12px;color:#666;margin:2px 4px 0}figcaption.downloads a{color:#1a5fb4}
+    table.directions{border-collapse:collapse;font-size:12.5px;width:100%}table.directions th,table.directions td{border-bottom:1px solid #e6e6e6;padding:2px 6px;text-align:left;vertical-align:top}
+    table.directions td.tokens{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;white-space:pre-wrap}table.directions td.num{text-align:right;white-space:nowrap}
+    .images{display:flex;flex-wrap:wrap;gap:10px}.images figure{flex:0 0 auto;width:420px}
     .warning strong{display:block;font-size:15px;margin-bottom:4px}.warning ul{margin:4px 0 0;padding-left:20px}
     table.run{border-collapse:collapse;font-size:14px;margin:0 0 8px}
     table.run th{text-align:left;font-weight:600;color:#555;padding:3px 18px 3px 0;vertical-align:top;white-space:nowrap}
@@ -246,20 +258,50 @@ public struct HTMLReport: Sendable {
     // MARK: - Plot builders
 
     /// An SVG figure (optionally spanning the grid row), or a note saying which rows were missing.
-    private enum Plot { case figure(String, wide: Bool = false), missing(String) }
+    /// A chart (drawn, with links to download it as SVG and its data as CSV), a block of HTML
+    /// (a table, with its CSV), or a note saying which rows were missing.
+    enum Plot { case chart(any ReportChart, wide: Bool = false), html(String, csv: String, name: String, wide: Bool = true), missing(String) }
 
-    private func section(_ heading: String, _ plots: [Plot]) -> String {
-        var html = "<section><h2>\(SVG.escape(heading))</h2><div class=\"grid\">"
+    func section(_ heading: String, _ plots: [Plot]) -> String {
+        var html = "<section id=\"\(Self.fileName(heading))\"><h2>\(SVG.escape(heading))</h2><div class=\"grid\">"
         for plot in plots {
             switch plot {
-            case .figure(let svg, let wide): html += wide ? "<figure class=\"wide\">\(svg)</figure>" : "<figure>\(svg)</figure>"
+            case .chart(let chart, let wide):
+                let svg = chart.render()
+                let name = Self.fileName(chart.title)
+                html += wide ? "<figure class=\"wide\">" : "<figure>"
+                html += svg + "<figcaption class=\"downloads\">Download: " + Self.downloadLink(svg, type: "image/svg+xml", file: name + ".svg", text: "chart (SVG)")
+                if let file = chart.dataFile {
+                    html += " · <a href=\"\(SVG.escape(file))\">data (CSV, \(SVG.escape(file)))</a></figcaption></figure>"
+                } else {
+                    html += " · " + Self.downloadLink(chart.csv, type: "text/csv", file: name + ".csv", text: "data (CSV)") + "</figcaption></figure>"
+                }
+            case .html(let block, let csv, let name, let wide):
+                html += wide ? "<figure class=\"wide\">" : "<figure>"
+                html += block + "<figcaption class=\"downloads\">Download: "
+                html += Self.downloadLink(csv, type: "text/csv", file: Self.fileName(name) + ".csv", text: "table (CSV)") + "</figcaption></figure>"
             case .missing(let note): html += "<p class=\"missing\">\(SVG.escape(note))</p>"
             }
         }
         return html + "</div></section>"
     }
 
-    private func layerSeries(metric: String, site: (String) -> Bool) -> [Series] {
+    /// A `data:` URL link, so the page stays one self-contained file.
+    static func downloadLink(_ content: String, type: String, file: String, text: String) -> String {
+        "<a download=\"\(SVG.escape(file))\" href=\"data:\(type);charset=utf-8;base64,\(Data(content.utf8).base64EncodedString())\">\(SVG.escape(text))</a>"
+    }
+
+    /// A download's file name from a chart title: lowercase letters, digits and dashes.
+    static func fileName(_ title: String) -> String {
+        var name = ""
+        for scalar in title.lowercased().unicodeScalars {
+            if (scalar >= "a" && scalar <= "z") || (scalar >= "0" && scalar <= "9") { name.unicodeScalars.append(scalar) } else if !name.hasSuffix("-") { name += "-" }
+        }
+        let trimmed = String(name.trimmingCharacters(in: CharacterSet(charactersIn: "-")).prefix(80))
+        return trimmed.isEmpty ? "chart" : trimmed
+    }
+
+    func layerSeries(metric: String, site: (String) -> Bool) -> [Series] {
         var byLayer: [Int: [(step: Int, value: Double)]] = [:]
         for row in rows where row.metric == metric && site(row.site) {
             guard let layer = row.layer else { continue }
@@ -268,12 +310,12 @@ public struct HTMLReport: Sendable {
         return byLayer.keys.sorted().map { Series(label: "layer \($0)", points: byLayer[$0]!) }
     }
 
-    private func layerChart(title: String, yTitle: String, metric: String, preferLog: Bool,
-                            site: (String) -> Bool) -> Plot {
+    func layerChart(title: String, yTitle: String, metric: String, preferLog: Bool, reference: (value: Double, label: String)? = nil,
+                    site: (String) -> Bool) -> Plot {
         let series = layerSeries(metric: metric, site: site)
         guard !series.isEmpty else { return .missing("\(title): no '\(metric)' rows for this site in metrics.csv; plot omitted.") }
-        return .figure(LineChart(title: title, yTitle: yTitle, series: series, ordered: true, preferLogY: preferLog,
-                                 axisSteps: allSteps).render())
+        return .chart(LineChart(title: title, yTitle: yTitle, series: series, ordered: true, preferLogY: preferLog,
+                                axisSteps: allSteps, reference: reference))
     }
 
     /// Proportional effective rank (PER = effective rank / hidden size) per layer, as the literature's
@@ -306,8 +348,8 @@ public struct HTMLReport: Sendable {
                 return (step: step, value: values.reduce(0, +) / Double(values.count))
             })
         }
-        return .figure(LineChart(title: "\(title) (mean of \(headText) per layer)", yTitle: "effective rank of W_O·W_V (mean over heads)",
-                                 series: series, ordered: true, preferLogY: false, axisSteps: allSteps).render())
+        return .chart(LineChart(title: "\(title) (mean of \(headText) per layer)", yTitle: "effective rank of W_O·W_V (mean over heads)",
+                                 series: series, ordered: true, preferLogY: false, axisSteps: allSteps))
     }
 
     /// Tensors whose histograms are plotted, for layer 0 and the last layer.
@@ -354,7 +396,7 @@ public struct HTMLReport: Sendable {
         let positive = fractions.values.flatMap { $0.values.flatMap(\.values) }.filter { $0 > 0 }
         let high = pow(10, ceil(log10(positive.max() ?? 1)))
         let low = max(pow(10, floor(log10(positive.min() ?? 1e-6))), high / 1e6)
-        let colour = HeatmapColour.logarithmic(low: low, high: low < high ? high : low * 10, label: "fraction")
+        let colour = HeatmapColour.logarithmic(low: low, high: low < high ? high : low * 10, label: "fraction of elements")
         return sites.map { site in
             let tensor = String(site.dropFirst("weights:gpt_neox.".count))
             guard let cells = fractions[site], let histogram = histograms[site] else {
@@ -374,7 +416,7 @@ public struct HTMLReport: Sendable {
             let heatmap = Heatmap(title: title, cells: cells, width: wide ? 1232 : 600, rowTitle: "weight value (\(binCount) bins)",
                                   rowName: { "w in [\(label(edge($0))), \(label(edge($0 + 1))))" }, rowEdgeTicks: ticks,
                                   colour: colour, left: 96)
-            return .figure(heatmap.render(), wide: wide)
+            return .chart(heatmap, wide: wide)
         }
     }
 
@@ -392,8 +434,8 @@ public struct HTMLReport: Sendable {
         let title = names == ["embed_out.weight"] ? "Unembedding (embed_out.weight) movement per checkpoint"
                                                    : "Weight movement per checkpoint"
         let series = names.map { Series(label: $0, points: byTensor[$0]!) }
-        return .figure(LineChart(title: title, yTitle: "MSD from previous checkpoint", series: series, ordered: false,
-                                 preferLogY: true, axisSteps: allSteps).render())
+        return .chart(LineChart(title: title, yTitle: "MSD from previous checkpoint", series: series, ordered: false,
+                                 preferLogY: true, axisSteps: allSteps))
     }
 
     private func heatmap(site: String) -> Plot {
@@ -405,8 +447,8 @@ public struct HTMLReport: Sendable {
         let title = "CKA of \(site) with the reference checkpoint"
         guard !cells.isEmpty else { return .missing("\(title): no 'cka' rows for site '\(site)' in metrics.csv; plot omitted.") }
         let stepCount = Set(cells.values.flatMap(\.keys)).count
-        guard stepCount > Self.wideHeatmapSteps else { return .figure(Heatmap(title: title, cells: cells).render()) }
-        return .figure(Heatmap(title: title, cells: cells, width: 1232).render(), wide: true)
+        guard stepCount > Self.wideHeatmapSteps else { return .chart(Heatmap(title: title, cells: cells)) }
+        return .chart(Heatmap(title: title, cells: cells, width: 1232), wide: true)
     }
 
     /// The `gradients` probe's model-wide site (its loss) and per-tensor site prefix.
@@ -417,9 +459,9 @@ public struct HTMLReport: Sendable {
     private func gradientPlots() -> [Plot] {
         let gradient = { (suffix: String) in { (site: String) in site.hasPrefix("grad:") && site.hasSuffix(suffix) } }
         let loss = modelWidePoints(site: Self.gradientLossSite, metric: "loss")
-        var plots: [Plot] = [.figure(LineChart(title: "Loss the gradients are of (mean next-token cross-entropy)", yTitle: "loss",
+        var plots: [Plot] = [.chart(LineChart(title: "Loss the gradients are of (mean next-token cross-entropy)", yTitle: "loss",
                                                series: [Series(label: "loss", points: loss)], ordered: false, preferLogY: false,
-                                               axisSteps: allSteps).render())]
+                                               axisSteps: allSteps))]
         for tensor in ["mlp.dense_4h_to_h.weight", "attention.dense.weight"] {
             plots.append(layerChart(title: "Gradient Frobenius norm of \(tensor)", yTitle: "‖∂L/∂W‖", metric: MetricName.frobeniusNorm,
                                     preferLog: true, site: gradient("." + tensor)))
@@ -433,7 +475,7 @@ public struct HTMLReport: Sendable {
         return plots
     }
 
-    private func modelWidePoints(site: String, metric: String) -> [(step: Int, value: Double)] {
+    func modelWidePoints(site: String, metric: String) -> [(step: Int, value: Double)] {
         rows.filter { $0.site == site && $0.metric == metric && $0.layer == nil }.map { (step: $0.step, value: $0.value) }
     }
 
@@ -453,8 +495,8 @@ public struct HTMLReport: Sendable {
             title += " (\(String(format: "%.0f", tokens)) scored tokens)"
         }
         let series = sites.map { Series(label: $0, points: bySite[$0]!) }
-        return .figure(LineChart(title: title, yTitle: "perplexity", series: series, ordered: false, preferLogY: true,
-                                 axisSteps: allSteps).render())
+        return .chart(LineChart(title: title, yTitle: "perplexity", series: series, ordered: false, preferLogY: true,
+                                 axisSteps: allSteps))
     }
 
     private func lambadaTitle(_ base: String) -> String {
@@ -465,9 +507,9 @@ public struct HTMLReport: Sendable {
     private func lambadaAccuracyChart() -> Plot {
         let points = modelWidePoints(site: SweepNames.lambadaSite, metric: MetricName.acc)
         guard !points.isEmpty else { return .missing("LAMBADA accuracy: no 'acc' rows for site 'lambada' in metrics.csv; plot omitted.") }
-        return .figure(LineChart(title: lambadaTitle("LAMBADA accuracy"), yTitle: "accuracy (greedy, all target tokens)",
+        return .chart(LineChart(title: lambadaTitle("LAMBADA accuracy"), yTitle: "accuracy (greedy, all target tokens)",
                                  series: [Series(label: "lambada", points: points)], ordered: false, preferLogY: false,
-                                 includeZero: true, axisSteps: allSteps).render())
+                                 includeZero: true, axisSteps: allSteps))
     }
 
     private func lambadaPerplexityChart() -> Plot {
@@ -475,9 +517,9 @@ public struct HTMLReport: Sendable {
         guard !points.isEmpty else {
             return .missing("LAMBADA perplexity: no 'perplexity' rows for site 'lambada' in metrics.csv; plot omitted.")
         }
-        return .figure(LineChart(title: lambadaTitle("LAMBADA perplexity"), yTitle: "perplexity of the target",
+        return .chart(LineChart(title: lambadaTitle("LAMBADA perplexity"), yTitle: "perplexity of the target",
                                  series: [Series(label: "lambada", points: points)], ordered: false, preferLogY: true,
-                                 axisSteps: allSteps).render())
+                                 axisSteps: allSteps))
     }
 
     private func prettyJSON(_ text: String) -> String {
@@ -499,26 +541,26 @@ extension HTMLReport {
         var plots: [Plot] = []
         if memorization {
             let count = modelWidePoints(site: SweepNames.memorizationSite, metric: MetricName.rowCount).last.map { " (\(Int($0.value)) rows)" } ?? ""
-            plots.append(.figure(LineChart(
+            plots.append(.chart(LineChart(
                 title: "Memorization of training rows" + count, yTitle: "fraction",
                 series: [Series(label: "mean score", points: modelWidePoints(site: SweepNames.memorizationSite, metric: MetricName.memorizationScore)),
                          Series(label: "fully memorized", points: modelWidePoints(site: SweepNames.memorizationSite, metric: MetricName.memorizedFraction))],
-                ordered: false, preferLogY: false, includeZero: true, axisSteps: allSteps).render()))
+                ordered: false, preferLogY: false, includeZero: true, axisSteps: allSteps)))
         }
         if lambada {
             let site = SweepNames.lambadaGenerationSite
             let count = modelWidePoints(site: site, metric: SweepNames.exampleCount).last.map { " (\(Int($0.value)) examples)" } ?? ""
             let ks = Set(rows.filter { $0.site == site && $0.metric.hasPrefix("unmask_agreement_k") }
                 .compactMap { Int($0.metric.dropFirst("unmask_agreement_k".count)) }).sorted()
-            plots.append(.figure(LineChart(
+            plots.append(.chart(LineChart(
                 title: "LAMBADA causal unmasking: agreement with the original" + count, yTitle: "token agreement",
                 series: ks.map { Series(label: "k = \($0)", points: modelWidePoints(site: site, metric: MetricName.unmaskAgreement($0))) },
-                ordered: true, preferLogY: false, includeZero: true, axisSteps: allSteps).render()))
-            plots.append(.figure(LineChart(
+                ordered: true, preferLogY: false, includeZero: true, axisSteps: allSteps)))
+            plots.append(.chart(LineChart(
                 title: "LAMBADA: perplexity of the model's own generations" + count, yTitle: "perplexity",
                 series: [Series(label: "generation", points: modelWidePoints(site: site, metric: MetricName.generationPerplexity))]
                     + ks.map { Series(label: "unmask k = \($0)", points: modelWidePoints(site: site, metric: MetricName.unmaskPerplexity($0))) },
-                ordered: false, preferLogY: true, axisSteps: allSteps).render()))
+                ordered: false, preferLogY: true, axisSteps: allSteps)))
         }
         return section("Generation (greedy, KV cache)", plots)
     }

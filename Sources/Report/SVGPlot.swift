@@ -276,6 +276,8 @@ struct LineChart {
     var axisSteps: [Int] = []
     var width = 600.0
     var height = 330.0
+    /// A horizontal reference line (e.g. kurtosis 3 of a normal distribution), dashed and labelled.
+    var reference: (value: Double, label: String)? = nil
 
     static let legendSpacing = 18.0
 
@@ -294,12 +296,17 @@ struct LineChart {
         let right = width - 22 - legendWidth
         let steps = Array(Set(series.flatMap { $0.points.map(\.step) } + axisSteps)).sorted()
         let xAxis = StepAxis(steps: steps, left: left, right: right)
-        let yAxis = ValueAxis(values: series.flatMap { $0.points.map(\.value) }, top: top, bottom: bottom,
+        let yAxis = ValueAxis(values: series.flatMap { $0.points.map(\.value) } + (reference.map { [$0.value] } ?? []), top: top, bottom: bottom,
                               preferLog: preferLogY, includeZero: includeZero)
         var svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(SVG.escape(title))\">"
         svg += "<text class=\"chart-title\" x=\"\(SVG.number(left))\" y=\"20\">\(SVG.escape(title))</text>"
         svg += yAxis.render(left: left, right: right, title: yTitle)
         svg += xAxis.render(y: bottom, title: "training step (log scale)")
+        if let reference, !yAxis.logarithmic || reference.value > 0 {
+            let y = SVG.number(yAxis.y(reference.value))
+            svg += "<g class=\"reference\"><line x1=\"\(SVG.number(left))\" y1=\"\(y)\" x2=\"\(SVG.number(right))\" y2=\"\(y)\" stroke=\"#d93025\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>"
+            svg += "<text x=\"\(SVG.number(right - 4))\" y=\"\(SVG.number(yAxis.y(reference.value) - 5))\" text-anchor=\"end\" style=\"fill:#d93025\">\(SVG.escape(reference.label))</text></g>"
+        }
         for (index, line) in series.enumerated() {
             let color = SVG.seriesColor(index: index, count: series.count, ordered: ordered)
             let points = line.points.filter { $0.value.isFinite && (!yAxis.logarithmic || $0.value > 0) }.sorted { $0.step < $1.step }
@@ -462,9 +469,10 @@ struct Heatmap {
             svg += "<line class=\"axis-line\" x1=\"\(SVG.number(barX + barWidth))\" y1=\"\(SVG.number(y))\" x2=\"\(SVG.number(barX + barWidth + 4))\" y2=\"\(SVG.number(y))\"/>"
             svg += "<text x=\"\(SVG.number(barX + barWidth + 7))\" y=\"\(SVG.number(y + 4))\">\(SVG.escape(label))</text>"
         }
-        svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">\(SVG.escape(colour.label))</text>"
+        // The colour bar's label runs up its right side, clear of the step labels however long it is.
+        svg += "<text class=\"axis-title\" transform=\"translate(\(SVG.number(barX + barWidth + 58)),\(SVG.number((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(SVG.escape(colour.label))</text>"
         if case .logarithmic = colour {
-            svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 36))\" text-anchor=\"middle\">(log; white = 0)</text>"
+            svg += "<text class=\"axis-title\" x=\"\(SVG.number(barX + barWidth / 2))\" y=\"\(SVG.number(bottom + 20))\" text-anchor=\"middle\">(log; white = 0)</text>"
         }
         return svg + "</svg>"
     }

@@ -37,7 +37,8 @@ struct SweepInputs {
             let names = probes.filter(\.usesEvaluationTokens).map(\.rawValue).joined(separator: ",")
             throw SweepError(.invalidOption, option: .data, "probes \(names) need evaluation tokens, and no evaluation data was given")
         }
-        if (usesEvaluationTokens && options.data?.needsTokenizer == true) || probes.contains(.lambada) || probes.contains(.lambadaGeneration) {
+        if (usesEvaluationTokens && options.data?.needsTokenizer == true) || probes.contains(.lambada) || probes.contains(.lambadaGeneration)
+            || probes.contains(.svdDirections) {
             let url = try TokenizerLoader.locate(explicit: options.tokenizer.map { URL(fileURLWithPath: $0) },
                                                  modelDirectory: firstCheckpoint.directory,
                                                  fallbacks: options.tokenizerFallbacks).standardizedFileURL

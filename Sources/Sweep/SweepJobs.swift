@@ -69,7 +69,7 @@ enum ReferenceActivations {
     /// Looks for the cache `unhashed` describes (all but the reference checkpoint's content hash,
     /// which is taken from its record, or computed, only when CKA has work).
     static func find(probes: Set<SweepProbe>, selected: [SweepCheckpoint], reference: SweepCheckpoint,
-                     results: SweepResults, unhashed: SweepReferenceCache.Descriptor) throws -> ReferenceActivations {
+                     results: SweepResults, unhashed: SweepReferenceCache.Descriptor, options: SweepOptions) throws -> ReferenceActivations {
         guard probes.contains(.cka), selected.contains(where: { !results.hasFile(step: $0.step, probe: .cka) }) else { return .notNeeded }
         var descriptor = unhashed
         if !unhashed.checkpointHash.isEmpty {
@@ -77,7 +77,7 @@ enum ReferenceActivations {
         } else if let recorded = results.recordedHash(step: reference.step), results.recordMatchesFiles(step: reference.step, checkpoint: reference) {
             descriptor.checkpointHash = recorded
         } else {
-            descriptor.checkpointHash = ContentHasher.digest(of: try Checkpoint(directory: reference.directory))
+            descriptor.checkpointHash = ContentHasher.digest(of: try Checkpoint(directory: options.prepared(reference)))
         }
         if let cache = SweepReferenceCache.open(directory: results.referenceDirectory, expected: descriptor) { return .cached(cache) }
         return .toBuild(descriptor)

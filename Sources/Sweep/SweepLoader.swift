@@ -16,10 +16,12 @@ final class SweepLoader: @unchecked Sendable {
     /// Written once on the background thread before `group.leave()`, read after `group.wait()`.
     private var result: Result<Loaded, any Error>?
 
-    init(directory: URL, loadModel: Bool, loadUnembedding: Bool, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?) {
+    init(directory: URL, loadModel: Bool, loadUnembedding: Bool, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?,
+         prepare: (@Sendable () throws -> Void)? = nil) {
         group.enter()
         Thread.detachNewThread { [self] in
             result = Result {
+                try prepare?()
                 let checkpoint = try Checkpoint(directory: directory)
                 let hash = knownHash ?? ContentHasher.digest(of: checkpoint)
                 let model = loadModel ? try NeoXModel(checkpoint: checkpoint, activation: activation, loadUnembedding: loadUnembedding,
@@ -31,9 +33,14 @@ final class SweepLoader: @unchecked Sendable {
     }
 
     /// Starts loading what `job` needs; a hash already recorded in the results is not recomputed.
-    convenience init(job: SweepJob, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?) {
+    /// `source` (a `sweep --fetch`) first makes the checkpoint's files present, on the same thread.
+    convenience init(job: SweepJob, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?,
+                     source: (any SweepCheckpointSource)? = nil) {
+        let checkpoint = job.checkpoint
+        var prepare: (@Sendable () throws -> Void)?
+        if let source { prepare = { try source.prepare(checkpoint) } }
         self.init(directory: job.checkpoint.directory, loadModel: job.needsModel, loadUnembedding: job.needsUnembedding,
-                  activation: activation, allowNonFinite: allowNonFinite, knownHash: knownHash)
+                  activation: activation, allowNonFinite: allowNonFinite, knownHash: knownHash, prepare: prepare)
     }
 
     func wait() throws -> Loaded {

@@ -13,6 +13,8 @@ struct SweepMeasurer {
     private var weightsReference: Checkpoint?
     /// Holds the previous checkpoint's gradients (for `cosine_previous`).
     private let gradientProbe = GradientProbe()
+    /// The analysis probes' references to the final checkpoint (`AnalysisProbes.swift`).
+    let analysisReferences = AnalysisReferences()
 
     init(plan: SweepPlan) {
         self.plan = plan
@@ -49,9 +51,9 @@ struct SweepMeasurer {
     mutating func weights(_ job: SweepJob, loaded: SweepLoader.Loaded, progress: CheckpointProgress) throws -> [SweepProbe: [MetricRow]] {
         guard job.missing.contains(.weights) else { return [:] }
         progress.update("weights", fraction: 0.85)
-        if weightsReference == nil { weightsReference = try Checkpoint(directory: plan.weightsReference.directory) }
+        if weightsReference == nil { weightsReference = try Checkpoint(directory: plan.options.prepared(plan.weightsReference)) }
         let position = plan.selected.firstIndex { $0.step == job.step }!
-        let previous = position > 0 ? try Checkpoint(directory: plan.selected[position - 1].directory) : nil
+        let previous = position > 0 ? try Checkpoint(directory: plan.options.prepared(plan.selected[position - 1])) : nil
         let rows = try WeightProbe().measure(checkpoint: loaded.checkpoint, step: job.step, reference: weightsReference, previous: previous)
         return [.weights: rows]
     }

@@ -38,6 +38,8 @@ public struct SweepOptions: Sendable {
     /// LAMBADA generation: the first N examples (nil: 100), and K of the causal unmasking.
     public var lambadaGenerationLimit: Int?
     public var unmaskSteps: Int = 6
+    /// The analysis probes' sizes (bins, tokens, directions).
+    public var analysis = AnalysisOptions()
     /// Tokens per forward pass (bounds activation memory; rounded down to whole sequences).
     public var tokensPerBatch: Int = 8192
     /// Written into run.json.
@@ -52,6 +54,12 @@ public struct SweepOptions: Sendable {
     /// the reference activations it is building): wait for it (true), or stop with an error
     /// naming the holder (false).
     public var waitForLocks: Bool = true
+    /// Checkpoints not on disk yet, fetched as the sweep goes (nil: the suite is on disk).
+    public var checkpointSource: (any SweepCheckpointSource)?
+    /// With a checkpoint source: how many measured checkpoints stay on disk (nil: all).
+    public var keepCheckpoints: Int?
+    /// A JSON object recorded in run.json as `audit` (the suite's integrity audit).
+    public var auditRecord: Data?
 
     public init(suite: String, data: SweepDataSpec?, probes: [SweepProbe], output: URL) {
         self.suite = suite

@@ -54,7 +54,11 @@ struct SweepPlan {
         try Self.checkValues(of: options)
         self.options = options
         probes = Set(options.probes)
-        suite = try SweepSuite(spec: options.suite)
+        if let source = options.checkpointSource {
+            suite = try SweepSuite(spec: options.suite, root: source.root, checkpoints: source.checkpoints)
+        } else {
+            suite = try SweepSuite(spec: options.suite)
+        }
         selected = try suite.select(options.steps)
         if let shard = options.shard {
             if options.probes.contains(.gradients) && shard.count > 1 {
@@ -66,7 +70,7 @@ struct SweepPlan {
         } else {
             share = selected
         }
-        config = try Checkpoint(directory: selected[0].directory).config
+        config = try options.config(of: selected[0])
         sites = MeasuredSite.all(layers: config.numLayers)
         inputs = try SweepInputs(options: options, firstCheckpoint: selected[0], contextLimit: config.maxPositionEmbeddings)
 
@@ -82,7 +86,7 @@ struct SweepPlan {
         // CKA numbers depend on the reference's weights, not only its step: a reference checkpoint
         // replaced on disk is a changed setting (refused), never silently mixed.
         let referenceHash = probes.contains(.cka)
-            ? try Self.contentHash(of: referenceCheckpoint, in: SweepResults(directory: options.output.standardizedFileURL)) : ""
+            ? try Self.contentHash(of: referenceCheckpoint, in: SweepResults(directory: options.output.standardizedFileURL), options: options) : ""
         var perProbe: [SweepProbe: [String: String]] = [:]
         for probe in probes {
             perProbe[probe] = Self.canonicalOptions(probe, options: options, suite: suite, inputs: inputs, referenceStep: referenceStep,
@@ -112,18 +116,18 @@ struct SweepPlan {
     /// some since this plan was made).
     mutating func reschedule() throws {
         referenceActivations = try ReferenceActivations.find(probes: probes, selected: share, reference: referenceCheckpoint,
-                                                             results: results, unhashed: cacheShape)
+                                                             results: results, unhashed: cacheShape, options: options)
         (jobs, skipped) = SweepJob.schedule(options: options, selected: share, reference: referenceCheckpoint,
                                             referenceActivations: referenceActivations, results: results)
     }
 
     /// A checkpoint's content hash: the one its record holds when its files are unchanged since,
     /// else computed.
-    private static func contentHash(of checkpoint: SweepCheckpoint, in results: SweepResults) throws -> String {
+    private static func contentHash(of checkpoint: SweepCheckpoint, in results: SweepResults, options: SweepOptions) throws -> String {
         if let recorded = results.recordedHash(step: checkpoint.step), results.recordMatchesFiles(step: checkpoint.step, checkpoint: checkpoint) {
             return recorded
         }
-        return ContentHasher.digest(of: try Checkpoint(directory: checkpoint.directory))
+        return ContentHasher.digest(of: try Checkpoint(directory: options.prepared(checkpoint)))
     }
 
     /// Several probes' settings as one map: for each key the value of the first probe (canonical
@@ -148,6 +152,7 @@ struct SweepPlan {
         }
         guard options.topK >= 0 else { throw SweepError(.invalidOption, option: .topK, "top-K count \(options.topK) is negative") }
         try checkGenerationValues(of: options)
+        try options.analysis.check(Set(options.probes))
         if options.probes.contains(.lambada) && options.lambadaData == nil {
             throw SweepError(.invalidOption, option: .lambadaData, "the lambada probe needs a LAMBADA data file, and none was given")
         }
@@ -219,6 +224,11 @@ struct SweepPlan {
                 canonical["lambada_generation_limit"] = String(lambada.requests.count)
                 canonical["unmask_steps"] = String(options.unmaskSteps)
             }
+            if let url = inputs.tokenizerURL { canonical["tokenizer"] = url.path }
+        case .activationHistograms, .embeddings, .spectra, .weightShape:
+            canonical.merge(options.analysis.canonical([probe], finalStep: suite.checkpoints.last!.step)) { $1 }
+        case .svdDirections:
+            canonical.merge(options.analysis.canonical([probe], finalStep: suite.checkpoints.last!.step)) { $1 }
             if let url = inputs.tokenizerURL { canonical["tokenizer"] = url.path }
         }
         return canonical

@@ -8,6 +8,9 @@ public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
     case gradients
     /// Generation probes (`GenerationProbes.swift`): memorization of training rows, LAMBADA generation.
     case memorization, lambadaGeneration = "lambada_generation"
+    /// Analysis probes (`AnalysisProbes.swift`): activation histograms, embedding structure, full
+    /// spectra, SVD direction strings, weight distribution shape.
+    case activationHistograms = "activation_histograms", embeddings, spectra, svdDirections = "svd_directions", weightShape = "weight_shape"
 
     /// Canonical order (files, metrics.csv, fingerprints).
     public static func < (a: SweepProbe, b: SweepProbe) -> Bool {
@@ -15,7 +18,9 @@ public enum SweepProbe: String, Sendable, CaseIterable, Comparable {
     }
 
     /// Probes that need a forward pass over the evaluation tokens.
-    public var usesEvaluationTokens: Bool { self == .outliers || self == .cka || self == .perplexity || self == .gradients }
+    public var usesEvaluationTokens: Bool {
+        self == .outliers || self == .cka || self == .perplexity || self == .gradients || self == .activationHistograms
+    }
 
     /// Probes measured from the one streamed forward pass (`ActivationMeasurement`).
     var usesForwardPass: Bool { self == .outliers || self == .cka || self == .perplexity }

@@ -111,6 +111,7 @@ extension SweepResults {
         if plan.probes.contains(.cka) { object["reference_step"] = plan.referenceStep }
         if plan.probes.contains(.weights) { object["weights_reference_step"] = plan.weightsReferenceStep }
         if plan.probes.contains(.cka), let k = options.ckaMinibatch { object["cka_minibatch"] = k }
+        if let audit = options.auditRecord, let value = try? JSONSerialization.jsonObject(with: audit) { object["audit"] = value }
         return withIdentity(object)
     }
 
@@ -127,7 +128,7 @@ extension SweepResults {
         let before = (previous["suite"] as? [String: Any])?["steps_selected"] as? [Int] ?? []
         suite["steps_selected"] = Set(before + (suite["steps_selected"] as? [Int] ?? [])).sorted()
         object["suite"] = suite
-        for key in ["reference_step", "weights_reference_step", "cka_minibatch"] where object[key] == nil {
+        for key in ["reference_step", "weights_reference_step", "cka_minibatch", "audit"] where object[key] == nil {
             object[key] = previous[key]
         }
         let freshTokens = ((fresh["data"] as? [String: Any])?["tokens"] as? [String: Any])?["count"] as? Int ?? 0

@@ -76,6 +76,7 @@ public struct SweepRunner {
         var measurer = SweepMeasurer(plan: plan)
         var queue = JobQueue(plan: plan, runner: self, progress: progress)
         var processed: [Int] = []
+        var measured: [SweepCheckpoint] = []
         var current = try queue.claim(blocking: true)
         var loader = current.map { load(plan, job: $0.job) }
         var k = 0
@@ -95,10 +96,13 @@ public struct SweepRunner {
             try results.write(measurer.gradients(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.lambada(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.write(measurer.generation(job, loaded: loaded, progress: checkpointProgress), step: job.step)
+            try results.write(measurer.analyses(job, loaded: loaded, progress: checkpointProgress), step: job.step)
             try results.withDirectoryLock { _ = try results.update(plan) }
             lock?.release()
 
             processed.append(job.step)
+            measured.append(job.checkpoint)
+            try releaseFinished(plan, after: plan.jobs.firstIndex { $0.step == job.step } ?? k - 1, measured: measured)
             checkpointProgress.finished(since: started, what: job.summary)
             if next == nil {
                 next = try queue.claim(blocking: true)
@@ -110,6 +114,7 @@ public struct SweepRunner {
         referenceLock?.release()
 
         let identical = try results.withDirectoryLock { try results.update(plan) }
+        try releaseFinished(plan, after: plan.jobs.count, measured: measured)
         for pair in identical {
             progress.note("sweep: warning: step \(pair.step) has bit-identical weights to step \(pair.sameAs) (content hash equal); recorded as checkpoint/identical_to_step")
         }
@@ -190,7 +195,7 @@ public struct SweepRunner {
     /// Starts loading `job` in the background.
     private func load(_ plan: SweepPlan, job: SweepJob) -> SweepLoader {
         return SweepLoader(job: job, activation: options.activation, allowNonFinite: options.allowNonFinite,
-                           knownHash: plan.results.recordedHash(step: job.step))
+                           knownHash: plan.results.recordedHash(step: job.step), source: options.checkpointSource)
     }
 
     /// What the plan found before any work starts: a reference cache to build, checkpoints already done.

@@ -85,6 +85,18 @@ public struct SweepSuite: Sendable {
         checkpoints = found
     }
 
+    /// A Hugging Face cache repository whose checkpoints are listed by someone else (the Hub, for
+    /// `sweep --fetch`); their directories need not exist yet.
+    public init(spec: String, root: URL, checkpoints: [SweepCheckpoint]) throws {
+        self.spec = spec
+        self.root = root
+        kind = .huggingFaceCache
+        self.checkpoints = checkpoints.sorted { $0.step < $1.step }
+        guard !self.checkpoints.isEmpty else {
+            throw SweepError(.notFound, option: .suite, "empty suite: \(spec) has no stepN revisions")
+        }
+    }
+
     public var steps: [Int] { checkpoints.map(\.step) }
 
     public func checkpoint(step: Int) -> SweepCheckpoint? { checkpoints.first { $0.step == step } }

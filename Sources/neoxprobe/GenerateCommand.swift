@@ -96,9 +96,16 @@ struct GenerateCommand: ParsableCommand {
         let model = setup.model, config = model.config
         var capture: [HookPoint] = []
         if let hooks {
-            do { capture = try ForwardPlan(config: config, capture: hooks.filter).hooks } catch let error as NeoXError where error.kind == .unknownHook {
+            do { _ = try ForwardPlan(config: config, capture: hooks.filter) } catch let error as NeoXError where error.kind == .unknownHook {
                 throw CommandFailure("--hooks: \(error.message)")
             }
+            // The decoder gives the residual-stream hooks, ln_final.hook_normalized and logits.
+            let capturable = HookPoint.all(for: config).filter(Decoder.canCapture)
+            if let pattern = hooks.filter.unmatchedPatterns(in: capturable).first {
+                throw CommandFailure("--hooks: '\(pattern)' matches no hook generate can capture "
+                    + "(the residual stream blocks.L.hook_resid_pre/attn_out/mlp_out/resid_post, ln_final.hook_normalized, logits; use run for the others)")
+            }
+            capture = hooks.filter.select(capturable)
         }
         let prompts = try readPrompts(tokenizer: setup.tokenizer)
         for (b, prompt) in prompts.enumerated() where prompt.count > config.maxPositionEmbeddings {

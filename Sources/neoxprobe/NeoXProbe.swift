@@ -11,7 +11,7 @@ struct NeoXProbe: ParsableCommand {
             RunCommand.self, TokenizeCommand.self, BatchCommand.self,
             GradCommand.self,
             PerplexityCommand.self, LambadaCommand.self, SweepCommand.self, ReportCommand.self,
-            GenerateCommand.self,
+            GenerateCommand.self, FetchCommand.self, AuditCommand.self,
             MergeCommand.self, SlurmCommand.self,
         ]
     )

@@ -10,11 +10,16 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a model forward on token ids or text and save the requested activations as safetensors.",
         discussion: """
-        Hook names follow TransformerLens: blocks.L.hook_resid_pre, blocks.L.hook_attn_out, blocks.L.hook_mlp_out, \
-        blocks.L.hook_resid_mid (sequential-residual models only; Pythia is parallel), blocks.L.hook_resid_post, \
-        ln_final.hook_normalized, logits. --hooks takes comma-separated globs where * matches anything, dots \
-        included: '*', 'blocks.*.hook_resid_post', 'blocks.3.*,logits'. Each activation is written as float32 \
-        [B, T, d] (logits [B, T, V]).
+        Hook names and shapes follow TransformerLens's HookedTransformer: hook_embed; per block blocks.L.hook_resid_pre, \
+        ln1.hook_scale [B,T,1], ln1.hook_normalized (before the LayerNorm's weight and bias), attn.hook_q/k/v and \
+        attn.hook_rot_q/rot_k [B,T,H,dh], attn.hook_attn_scores and attn.hook_pattern [B,H,T,T], attn.hook_z [B,T,H,dh], \
+        attn.hook_result [B,T,H,d], hook_attn_out, hook_resid_mid (sequential-residual models only; Pythia is parallel), \
+        ln2.*, mlp.hook_pre and mlp.hook_post [B,T,ff], hook_mlp_out, hook_resid_post; ln_final.hook_scale, \
+        ln_final.hook_normalized, logits [B,T,V]; everything else [B,T,d]. --hooks takes comma-separated globs where * \
+        matches anything, dots included: '*', 'blocks.*.hook_resid_post', 'blocks.3.*,logits', 'blocks.2.attn.hook_pattern'. \
+        Attention matrices are [B,H,T,T]: name the blocks you need. The file's metadata holds the token ids and the tokenizer's \
+        file name and sha256. --ablate, --patch and --add edit hooks during the pass (TransformerLens run_with_hooks); the \
+        run then also reports the clean run's and the edited run's next-token loss and the largest logit change.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -30,10 +35,15 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Hooks to capture: comma-separated glob patterns; each must match a hook of the model.", valueName: "patterns"),
             transform: HookPatterns.parse)
-    var hooks: HookPatterns
+    var hooks: HookPatterns?
 
     @Option(name: .long, help: "Output .safetensors file (written atomically).")
-    var out: String
+    var out: String?
+
+    @OptionGroup var interventionOptions: InterventionOptions
+
+    @Flag(name: .long, help: "Print one JSON object (hooks written, and with interventions the losses and logit differences).")
+    var json = false
 
     @Option(name: .long, help: ArgumentHelp("Run the forward pass N times and report the fastest (benchmarking).", visibility: .hidden))
     var repeats = 1
@@ -47,6 +57,10 @@ struct RunCommand: ParsableCommand {
         }
         if (tokens == nil) == (text == nil) { throw ValidationError("give exactly one of --tokens @FILE or --text FILE") }
         if truncate && text == nil { throw ValidationError("--truncate applies only to --text") }
+        if (hooks == nil) != (out == nil) { throw ValidationError("--hooks and --out go together") }
+        if hooks == nil && interventionOptions.isEmpty {
+            throw ValidationError("give --hooks PATTERNS --out FILE (and/or an intervention: --ablate, --patch, --add)")
+        }
     }
 
     func run() throws {
@@ -55,51 +69,109 @@ struct RunCommand: ParsableCommand {
         let checkpoint = try Checkpoint(directory: directory)
         let config = checkpoint.config
 
-        // The plan decides what to load: only the blocks (and unembedding) the capture needs.
+        // The plan decides what to load: only the blocks (and unembedding) the capture needs; an
+        // edited pass runs to the logits, which are compared with the clean pass's.
+        let edited = !interventionOptions.isEmpty
+        let capture = hooks?.filter ?? .none
         let plan: ForwardPlan
-        do { plan = try ForwardPlan(config: config, capture: hooks.filter) } catch let error as NeoXError where error.kind == .unknownHook {
+        do { plan = try ForwardPlan(config: config, capture: capture, logits: edited ? .all : .none) } catch let error as NeoXError where error.kind == .unknownHook {
             throw CommandFailure("--hooks: \(error.message)")
         }
         let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: modelOptions.activation,
                                     allowNonFinite: modelOptions.allowNonFinite)
         for name in network.weights.ignoredTensors { warnIgnored(name, in: directory) }
+        let interventions = try interventionOptions.interventions(config: config)
         let loaded = Date()
 
-        let batch = try readInput(config: config, modelDirectory: directory)
+        let (batch, tokenizerURL) = try readInput(config: config, modelDirectory: directory)
         _ = try network.validate(tokens: batch)
         var result: ForwardResult? = nil
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {
             result = nil   // release the previous pass's activations before the next
             let start = Date()
-            result = try network.forward(tokens: batch, plan: plan)
+            do { result = try network.forward(tokens: batch, plan: plan, interventions: interventions) } catch let error as NeoXError
+                where error.kind == .invalidIntervention || error.kind == .unknownHook {
+                throw CommandFailure("intervention: \(error.message)")
+            }
             best = min(best, Date().timeIntervalSince(start))
+        }
+        var effect: InterventionEffect? = nil
+        if edited {
+            let clean = try network.forward(tokens: batch, plan: ForwardPlan(config: config, hooks: [], logits: .all))
+            effect = InterventionEffect(clean: clean.logits!, edited: result!.logits!, tokens: batch)
         }
         let computed = Date()
         let activations = result!.activations, layersRun = result!.layersRun
 
-        let outURL = URL(fileURLWithPath: out)
-        try SafeTensorsWriter.write(activations.byName, to: outURL, metadata: [
-            "model": directory.path, "hooks": hooks.description, "activation": network.activation.rawValue,
-            "batch": "\(batch.count)", "length": "\(batch[0].count)", "format": "neoxprobe run \(NeoXProbeVersion.string)",
-        ])
+        let B = batch.count, T = batch[0].count
+        var metadata = [
+            "model": directory.path, "hooks": hooks?.description ?? "", "activation": network.activation.rawValue,
+            "batch": "\(B)", "length": "\(T)", "format": "neoxprobe run \(NeoXProbeVersion.string)",
+            "tokens": "[" + batch.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]",
+        ]
+        if let tokenizerURL {
+            metadata["tokenizer"] = tokenizerURL.lastPathComponent
+            metadata["tokenizer_sha256"] = try Self.sha256(of: tokenizerURL)
+        }
+        if edited { metadata["interventions"] = interventions.map(\.description).joined(separator: "; ") }
+        var outURL: URL? = nil
+        if let out {
+            outURL = URL(fileURLWithPath: out)
+            try SafeTensorsWriter.write(activations.byName, to: outURL!, metadata: metadata)
+        }
         let written = Date()
 
-        let B = batch.count, T = batch[0].count
         let bytes = activations.byteCount
         func seconds(_ a: Date, _ b: Date) -> String { String(format: "%.2fs", b.timeIntervalSince(a)) }
+        if json {
+            var object: [String: JSONValue] = [
+                "model": JSONValue(directory.path), "batch": JSONValue(B), "length": JSONValue(T),
+                "hooks": .array(activations.points.map { point in
+                    ["name": JSONValue(point.name), "shape": .array(activations[point]!.shape.map { JSONValue($0) })]
+                }),
+                "out": outURL.map { JSONValue($0.path) } ?? .null,
+                "interventions": .array(interventions.map { JSONValue($0.description) }),
+                "forward_seconds": JSONValue(best),
+            ]
+            if let effect { object["effect"] = effect.json }
+            try EvalOutput.printJSON(object)
+            return
+        }
         print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
         print("input   \(B)×\(T) tokens")
-        print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB):")
-        for point in activations.points {
-            if let tensor = activations[point] { print("        \(point.name) \(tensor.shape)") }
+        if let outURL {
+            print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB):")
+            for point in activations.points {
+                if let tensor = activations[point] { print("        \(point.name) \(tensor.shape)") }
+            }
+        }
+        if let effect {
+            print("edits   \(interventions.count): \(interventions.map(\.description).joined(separator: "; "))")
+            let loss = { (value: Double?) in value.map { String(format: "%.6f", $0) } ?? "n/a (one position)" }
+            print("loss    clean \(loss(effect.cleanLoss)), edited \(loss(effect.editedLoss)) (mean next-token cross-entropy)")
+            let at = effect.maxAbsLogitDeltaAt
+            print(String(format: "logits  max |Δ| %.6g (sequence %d, position %d, token %d); top-1 changed at %d of %d positions",
+                         effect.maxAbsLogitDelta, at.sequence, at.position, at.token, effect.top1Changed, effect.positions))
         }
         print("time    load \(seconds(started, loaded)), forward \(String(format: "%.3fs", best)) (\(String(format: "%.1f", Double(B * T) / best)) tokens/s over \(layersRun) layers\(repeats > 1 ? ", best of \(repeats)" : "")), write \(seconds(computed, written))")
     }
 
-    /// The batch from --tokens or --text.
-    func readInput(config: NeoXConfig, modelDirectory: URL) throws -> [[Int32]] {
-        if let tokens { return try TokenFile(argument: tokens).batch() }
+    /// Lowercase hex SHA-256 of a file, read in pieces.
+    static func sha256(of url: URL) throws -> String {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        var digest = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            chunk.withUnsafeBytes { digest.update($0) }
+        }
+        return digest.finish()
+    }
+
+    /// The batch from --tokens or --text, and the tokenizer that encodes it (for --tokens, the one
+    /// that would be used, if any is found: it is what decodes the ids).
+    func readInput(config: NeoXConfig, modelDirectory: URL) throws -> ([[Int32]], URL?) {
+        if let tokens { return (try TokenFile(argument: tokens).batch(), try? modelOptions.tokenizerOptions.locate(modelDirectory: modelDirectory)) }
         let path = text!
         guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read text file \(path)") }
         let url = try modelOptions.tokenizerOptions.locate(modelDirectory: modelDirectory)
@@ -116,6 +188,6 @@ struct RunCommand: ParsableCommand {
             }
             ids = Array(ids.prefix(config.maxPositionEmbeddings))
         }
-        return [ids]
+        return ([ids], url)
     }
 }

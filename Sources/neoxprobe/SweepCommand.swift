@@ -111,6 +111,13 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .long, help: "When another sweep holds a lock of the results directory, stop with an error naming it instead of waiting.")
     var noWait = false
 
+    @Flag(name: .long, help: "Fetch the checkpoints of a Hub suite (ORG/NAME) as the sweep goes, the next while the current one is measured.")
+    var fetch = false
+
+    @Option(name: .long, help: ArgumentHelp("With --fetch: measured checkpoints kept on disk (N or all; default 0: each is removed once its results are written).",
+                                            valueName: "N|all"))
+    var keepCheckpoints: KeepCheckpoints = .count(0)
+
     /// The debiased estimator builds K×K Gram matrices of doubles: 4096 keeps each at 128 MiB
     /// (Nguyen et al. use a few hundred rows).
     static let maxCKAMinibatch = 4096
@@ -124,6 +131,7 @@ struct SweepCommand: ParsableCommand {
         if let lambadaLimit, lambadaLimit < 1 { throw ValidationError("--lambada-limit must be at least 1, got \(lambadaLimit)") }
         if topK < 0 { throw ValidationError("--top-k must be 0 or more, got \(topK)") }
         if tokensPerBatch < 1 { throw ValidationError("--tokens-per-batch must be at least 1, got \(tokensPerBatch)") }
+        if keepCheckpoints != .count(0) && !fetch { throw ValidationError("--keep-checkpoints applies to --fetch only") }
     }
 
     /// Errors from the sweep print as their message, prefixed with the flag of the option at
@@ -162,6 +170,7 @@ struct SweepCommand: ParsableCommand {
         options.verbose = !quiet
         options.shard = try shard.map { try SweepShard.parse($0) }
         options.waitForLocks = !noWait
+        try addHubOptions(&options)
         let summary = try SweepRunner(options: options).run()
         let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
         print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "

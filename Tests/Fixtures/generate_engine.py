@@ -71,8 +71,12 @@ def capture(model, tokens):
             acts[f"blocks.{L}.hook_mlp_out"] = out.detach().clone()
         handles += [layer.register_forward_pre_hook(pre, with_kwargs=True), layer.register_forward_hook(post),
                     layer.attention.register_forward_hook(attn), layer.mlp.register_forward_hook(mlp)]
-    handles.append(model.gpt_neox.final_layer_norm.register_forward_hook(
-        lambda m, a, o: acts.__setitem__("ln_final.hook_normalized", o.detach().clone())))
+    def final_norm(mod, args, out):
+        # TransformerLens 3.x: hook_normalized = (x - mean) / scale, before the weight and bias.
+        x = args[0].detach()
+        centered = x - x.mean(-1, keepdim=True)
+        acts["ln_final.hook_normalized"] = centered / (centered.pow(2).mean(-1, keepdim=True) + mod.eps).sqrt()
+    handles.append(model.gpt_neox.final_layer_norm.register_forward_hook(final_norm))
     with torch.no_grad():
         out = model(torch.tensor(tokens, dtype=torch.long), use_cache=False)
     for h in handles:

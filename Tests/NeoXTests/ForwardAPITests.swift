@@ -15,9 +15,11 @@ final class ForwardAPITests: XCTestCase {
                                                   maxPositionEmbeddings: 8, rotaryPct: 0.5)).map(\.name)
         XCTAssertEqual(HookFilter("*").select(names), names)
         XCTAssertEqual(HookFilter("blocks.*.hook_resid_post").select(names).count, 12)
-        XCTAssertEqual(HookFilter("blocks.1.*").select(names), ["blocks.1.hook_resid_pre", "blocks.1.hook_attn_out",
-                                                                 "blocks.1.hook_mlp_out", "blocks.1.hook_resid_post"])
-        XCTAssertEqual(HookFilter(" logits , ln_final.* ").select(names), ["ln_final.hook_normalized", "logits"])
+        XCTAssertEqual(HookFilter("blocks.1.hook_*").select(names), ["blocks.1.hook_resid_pre", "blocks.1.hook_attn_out",
+                                                                       "blocks.1.hook_mlp_out", "blocks.1.hook_resid_post"])
+        XCTAssertEqual(HookFilter("blocks.1.attn.*").select(names).count, 9)
+        XCTAssertEqual(HookFilter("blocks.*.attn.hook_pattern").select(names).count, 12)
+        XCTAssertEqual(HookFilter(" logits , ln_final.* ").select(names), ["ln_final.hook_scale", "ln_final.hook_normalized", "logits"])
         XCTAssertEqual(HookFilter("blocks.1?.hook_attn_out").select(names), ["blocks.10.hook_attn_out", "blocks.11.hook_attn_out"])
         XCTAssertEqual(HookFilter("*resid_mid").select(names), [], "parallel models have no resid_mid")
         XCTAssertTrue(HookFilter.none.select(names).isEmpty)

@@ -22,6 +22,11 @@ final class ReportTests: XCTestCase {
                                       value: 0.5 + depth * pow(10, 1.5 * progress)))
                 rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.kurtosis,
                                       value: 3 + depth * 40 * progress * progress))
+                // resid_pre and the outlier dimensions (drawn since issue 13).
+                rows.append(MetricRow(step: step, layer: layer, site: "resid_pre", metric: MetricName.maxAbs, value: 1 + depth * pow(10, 2 * progress)))
+                rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.argmaxDim, value: step < 1000 ? Double(layer) : 7))
+                rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.topDim(1), value: step < 1000 ? Double(layer) : 7))
+                rows.append(MetricRow(step: step, layer: layer, site: "resid_post", metric: MetricName.topDim(2), value: 11))
                 for (site, offset) in [("attn_out", 0.0), ("mlp_out", 0.15)] {
                     let cka = min(1, max(0, 0.1 + 0.9 * pow(progress, 1.5 + offset * depth) - 0.05 * depth * (1 - progress)))
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.cka, value: step == 143000 ? 1 : cka))
@@ -35,6 +40,7 @@ final class ReportTests: XCTestCase {
                                           value: scale * (1.1 + progress * (2 + 0.3 * depth))))
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.effectiveRank, value: per * 64))
                     rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.per, value: per))
+                    rows.append(MetricRow(step: step, layer: layer, site: site, metric: MetricName.distanceFromReference, value: scale * progress * depth))
                     if includeHistograms {
                         // 32 fixed bins on [−R, R] of 4096 elements, a Gaussian that widens with training
                         // (spilling past R late on).
@@ -122,7 +128,7 @@ final class ReportTests: XCTestCase {
     func testReportContainsEveryPlotForACompleteSweep() throws {
         let html = HTMLReport(rows: Self.syntheticRows(), runInfo: "{\"model\": \"pythia-mini\", \"steps\": [0, 1]}").render()
         XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
-        XCTAssertEqual(charts(html).count, 20, "5 outlier + 2 CKA + 6 weight + 4 histogram + 3 eval charts")
+        XCTAssertEqual(charts(html).count, 31, "8 outlier + 2 CKA + 5 band + 3 movement + 6 weight + 4 histogram + 3 eval charts")
         XCTAssertEqual(html.components(separatedBy: "<svg").count, html.components(separatedBy: "</svg>").count)
         XCTAssertFalse(html.contains("class=\"missing\""))
         for text in ["CKA of attn_out", "CKA of mlp_out", "max |x| of the attention output (attn_out)", "max |x| of the MLP output (mlp_out)",
@@ -232,7 +238,7 @@ final class ReportTests: XCTestCase {
     func testMissingMetricsAreNotedNotPlotted() throws {
         let rows = Self.syntheticRows(includeEvaluations: false).filter { $0.site != "mlp_out" }
         let html = HTMLReport(rows: rows).render()
-        XCTAssertEqual(charts(html).count, 15, "4 outlier + 1 CKA + 6 weight + 4 histogram charts")
+        XCTAssertEqual(charts(html).count, 25, "7 outlier + 1 CKA + 4 band + 3 movement + 6 weight + 4 histogram charts")
         XCTAssertTrue(html.contains("no &#39;cka&#39; rows for site &#39;mlp_out&#39;"))
         XCTAssertTrue(html.contains("max |x| of the MLP output (mlp_out) per layer: no &#39;max_abs&#39; rows"))
         XCTAssertTrue(html.contains("Perplexity on the evaluation tokens: no &#39;perplexity&#39; rows"))
@@ -262,7 +268,7 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(attention.contains("<title>w in [0.0469, 0.05), step 143000: "))
         XCTAssertTrue(attention.contains("% outside</text>"), "late steps spill past R")
         // Log colour scale of fractions, with decade ticks; empty bins are white.
-        XCTAssertTrue(attention.contains(">fraction</text>") && attention.contains("(log; white = 0)"))
+        XCTAssertTrue(attention.contains(">fraction of elements</text>") && attention.contains("(log; white = 0)"))
         XCTAssertTrue(attention.contains(">1</text>") || attention.contains(">0.1</text>"))
         XCTAssertTrue(attention.contains(">0.001</text>"))
         XCTAssertTrue(attention.contains("fill=\"#fff\""))
@@ -290,7 +296,7 @@ final class ReportTests: XCTestCase {
 
     func testMissingHistogramsAndOVSpectraAreNoted() throws {
         let html = HTMLReport(rows: Self.syntheticRows(includeHistograms: false)).render()
-        XCTAssertEqual(charts(html).count, 15, "5 outlier + 2 CKA + 5 weight + 3 eval charts")
+        XCTAssertEqual(charts(html).count, 25, "8 outlier + 2 CKA + 4 band + 3 movement + 5 weight + 3 eval charts")
         XCTAssertTrue(html.contains("Weight histograms: no &#39;hist_bin_*&#39; rows"))
         XCTAssertTrue(html.contains("Effective rank of W_OV per head: no &#39;effective_rank&#39; rows"))
         // Histograms of one tensor missing: that one is noted, the others drawn.

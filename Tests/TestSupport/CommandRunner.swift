@@ -31,10 +31,12 @@ public enum CommandRunner {
     }
 
     /// Starts `neoxprobe arguments…` in the repository root, output discarded; the caller waits or kills.
-    public static func start(_ arguments: [String]) throws -> Process {
+    /// `environment` entries are added to (or replace) this process's environment.
+    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = RepositoryPaths.root
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
@@ -45,10 +47,11 @@ public enum CommandRunner {
 
     /// Runs `neoxprobe arguments…` (or another `executable`) to completion in the repository root (or `directory`).
     public static func run(_ arguments: [String], executable name: String = "neoxprobe",
-                           in directory: URL = RepositoryPaths.root) throws -> Outcome {
+                           in directory: URL = RepositoryPaths.root, environment: [String: String] = [:]) throws -> Outcome {
         let process = Process()
         process.executableURL = try executable(name)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
         let output = Pipe(), errors = Pipe()

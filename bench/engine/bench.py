@@ -29,7 +29,10 @@ rows = []
 # The machine is shared: alternate Swift and HF ROUNDS times per scope (each run best-of-REPEATS inside)
 # and keep each side's fastest round, so both sides sample the same load.
 rounds = int(os.environ.get("ROUNDS", "2"))
-for scope, pattern, flops in [("blocks", "blocks.*", blocks), ("all", "*", blocks + 2 * T * d * V)]:
+# The residual-stream hooks HF's module hooks give (not TransformerLens's whole vocabulary: its
+# [B, H, T, T] patterns alone would be 12 × 192 MiB here, and HF has no cheap equivalent).
+residual = "blocks.*.hook_resid_pre,blocks.*.hook_attn_out,blocks.*.hook_mlp_out,blocks.*.hook_resid_post"
+for scope, pattern, flops in [("blocks", residual, blocks), ("all", residual + ",ln_final.hook_normalized,logits", blocks + 2 * T * d * V)]:
     swift, hf = [], []
     for _ in range(rounds):
         out, rss, cores = timed([binary, "run", "--model", model, "--tokens", "@" + tokens, "--hooks", pattern,
