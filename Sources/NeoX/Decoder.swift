@@ -252,6 +252,11 @@ public final class Decoder {
     /// kernels) uses its small-matrix kernel, which does not pack W.
     static let smallRows = 32
     static let smallProductLimit = 1_000_000
+    /// The most output elements (rows · features) of one such call: OpenBLAS's permit function
+    /// sends a transposed-A ("TN", which a row-major `x·Wᵀ` becomes) product with a larger C to
+    /// the packing kernel (`sgemm_small_kernel_permit_skylakex.c`: `M * N > 1200`), which
+    /// re-packs the weight slice every step (measured: 30% of a batch-16 step in `sgemm_incopy`).
+    static let smallOutputLimit = 1200
 
     /// `y = x·Wᵀ (+ b)` as `Kernels.linear`, but for the few rows of a decoding step, where
     /// `sgemm` spends as long packing W as multiplying (measured: a third of a step in OpenBLAS's
@@ -265,9 +270,9 @@ public final class Decoder {
                 Kernels.linear(x, rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: y)
                 return
             }
-            // Slices of output features small enough (rows · width · in ≤ 10⁶ multiply-adds) for
+            // Slices of output features small enough (rows · width · in ≤ 10⁶ multiply-adds, rows · width ≤ 1200) for
             // OpenBLAS's unpacked small-matrix sgemm kernel; larger calls re-pack W every step.
-            let width = max(8, min(outFeatures, (smallProductLimit / (rows * inFeatures)) / 8 * 8))
+            let width = max(8, min(outFeatures, min(smallProductLimit / (rows * inFeatures), smallOutputLimit / rows) / 8 * 8))
             let parts = max(1, outFeatures / width)
             let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
             Kernels.parallel(parts) { part in
