@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-AREAS = ["tokenizer", "corpus", "checkpoints", "locator", "engine", "grad", "probes", "eval", "sweep", "generation", "hooks"]
+AREAS = ["tokenizer", "corpus", "checkpoints", "locator", "engine", "grad", "probes", "eval", "sweep", "generation", "hooks", "analyses"]
 
 def main() -> int:
     wanted = sys.argv[1:] or AREAS

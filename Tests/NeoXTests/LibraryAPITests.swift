@@ -19,7 +19,7 @@ final class LibraryAPITests: XCTestCase {
         XCTAssertEqual(HookPoint.residPost(3).name, "blocks.3.hook_resid_post")
         XCTAssertEqual(HookPoint(name: "blocks.3.hook_resid_post"), .block(3, .residPost))
         for bad in ["blocks.03.hook_resid_post", "blocks.-1.hook_resid_post", "blocks.3.hook_nope", "blocks.3",
-                    "ln_final.hook_scale", "", "blocks.3.hook_resid_post.x"] {
+                    "ln_final.hook_nope", "blocks.3.attn.hook_resid_post", "", "blocks.3.hook_resid_post.x", "blocks.3.attn.hook_z.x"] {
             XCTAssertNil(HookPoint(name: bad), bad)
         }
         XCTAssertLessThan(HookPoint.residPost(11), .lnFinalNormalized)
@@ -28,7 +28,7 @@ final class LibraryAPITests: XCTestCase {
 
     func testActivationCacheIndexesLikeTransformerLens() throws {
         let model = try NeoXModel(directory: dir)
-        let cache = try model.forward(tokens: tokens(), capture: HookFilter("blocks.1.*,logits")).activations
+        let cache = try model.forward(tokens: tokens(), capture: HookFilter("blocks.1.hook_*,logits")).activations
         let byPoint = try XCTUnwrap(cache[.residPost(1)])
         XCTAssertEqual(cache[.residPost, layer: 1], byPoint)
         XCTAssertEqual(cache["blocks.1.hook_resid_post"], byPoint)
