@@ -57,14 +57,16 @@ public struct AnalysisOptions: Sendable, Equatable {
 
     func check(_ probes: Set<SweepProbe>) throws {
         if probes.contains(.activationHistograms), !(1...4096).contains(activationHistogramBins) {
-            throw SweepError(.invalidOption, option: .probes, "activation histogram bins \(activationHistogramBins) must lie in 1...4096")
+            throw SweepError(.invalidOption, option: .histogramBins, "activation histogram bins \(activationHistogramBins) must lie in 1...4096")
         }
         if probes.contains(.embeddings), !(2...4096).contains(correlationTokens) {
-            throw SweepError(.invalidOption, option: .probes, "correlation token count \(correlationTokens) must lie in 2...4096")
+            throw SweepError(.invalidOption, option: .correlationTokens, "correlation token count \(correlationTokens) must lie in 2...4096")
         }
-        if probes.contains(.svdDirections), !(1...256).contains(svdDirections) || !(1...1000).contains(svdTokens) {
-            throw SweepError(.invalidOption, option: .probes,
-                             "SVD directions \(svdDirections) (1...256) or tokens per end \(svdTokens) (1...1000) out of range")
+        if probes.contains(.svdDirections), !(1...256).contains(svdDirections) {
+            throw SweepError(.invalidOption, option: .svdDirections, "SVD directions per matrix \(svdDirections) must lie in 1...256")
+        }
+        if probes.contains(.svdDirections), !(1...1000).contains(svdTokens) {
+            throw SweepError(.invalidOption, option: .svdTokens, "tokens per end of a direction \(svdTokens) must lie in 1...1000")
         }
     }
 }

@@ -94,5 +94,7 @@ public struct SweepOptions: Sendable {
         case unmaskSteps
         /// The share of the steps (`SweepShard`).
         case shard
+        /// The analysis probes' sizes (`AnalysisOptions`).
+        case histogramBins, correlationTokens, svdDirections, svdTokens
     }
 }

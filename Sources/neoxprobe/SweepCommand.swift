@@ -90,6 +90,18 @@ struct SweepCommand: ParsableCommand {
     @Option(name: .long, help: "lambada_generation: K of the causal unmasking, prefixes of k/(K+1) of each sentence (default 6).")
     var unmaskSteps: Int = 6
 
+    @Option(name: .long, help: "activation_histograms: fixed bins per site, from the suite's last step (default 64).")
+    var histogramBins: Int = 64
+
+    @Option(name: .long, help: "embeddings: the first N token embeddings correlated with each other (default 256).")
+    var correlationTokens: Int = 256
+
+    @Option(name: .long, help: "svd_directions: top singular directions per matrix (default 4).")
+    var svdDirections: Int = 4
+
+    @Option(name: .long, help: "svd_directions: tokens listed at each end of a direction (default 10).")
+    var svdTokens: Int = 10
+
     @OptionGroup var activationOptions: ActivationOptions
 
     @OptionGroup var tokenizerOptions: TokenizerOptions
@@ -165,6 +177,10 @@ struct SweepCommand: ParsableCommand {
         options.memorizationContinuation = memorizationContinuation
         options.lambadaGenerationLimit = lambadaGenerationLimit
         options.unmaskSteps = unmaskSteps
+        options.analysis.activationHistogramBins = histogramBins
+        options.analysis.correlationTokens = correlationTokens
+        options.analysis.svdDirections = svdDirections
+        options.analysis.svdTokens = svdTokens
         options.tokensPerBatch = tokensPerBatch
         options.toolVersion = NeoXProbeVersion.string
         options.verbose = !quiet
@@ -207,6 +223,10 @@ struct SweepCommand: ParsableCommand {
         case .lambadaGenerationLimit: return "--lambada-generation-limit"
         case .unmaskSteps: return "--unmask-steps"
         case .shard: return "--shard"
+        case .histogramBins: return "--histogram-bins"
+        case .correlationTokens: return "--correlation-tokens"
+        case .svdDirections: return "--svd-directions"
+        case .svdTokens: return "--svd-tokens"
         }
     }
 }

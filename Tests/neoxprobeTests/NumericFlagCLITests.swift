@@ -40,6 +40,10 @@ final class NumericFlagCLITests: XCTestCase {
             (["sweep", "--suite", "s", "--out", out, "--lambada-limit", Self.pastInt64], ["--lambada-limit"]),
             (["sweep", "--suite", "s", "--out", out, "--steps", "0," + Self.pastInt64], ["--steps"]),
             (["sweep", "--suite", "s", "--out", out, "--rows", Self.intMax], ["--rows"]),
+            (["sweep", "--suite", "s", "--out", out, "--histogram-bins", Self.pastInt64], ["--histogram-bins"]),
+            (["sweep", "--suite", "s", "--out", out, "--correlation-tokens", Self.pastInt64], ["--correlation-tokens"]),
+            (["sweep", "--suite", "s", "--out", out, "--svd-directions", Self.pastInt64], ["--svd-directions"]),
+            (["sweep", "--suite", "s", "--out", out, "--svd-tokens", Self.pastInt64], ["--svd-tokens"]),
         ]
         for (arguments, needles) in cases {
             let outcome = try CLI.run(arguments)
@@ -64,6 +68,10 @@ final class NumericFlagCLITests: XCTestCase {
             (sweep + ["--rows", "0:1", "--seq-len", Self.intMax], ["--seq-len", Self.intMax]),
             (sweep + ["--rows", "0:1", "--reference-step", Self.intMax], ["--reference-step", Self.intMax]),
             (sweep + ["--rows", "0:1", "--weights-reference-step", Self.intMax, "--probes", "weights"], ["--weights-reference-step", Self.intMax]),
+            (sweep + ["--rows", "0:1", "--probes", "activation_histograms", "--histogram-bins", Self.intMax], ["--histogram-bins", Self.intMax]),
+            (sweep + ["--rows", "0:1", "--probes", "embeddings", "--correlation-tokens", Self.intMax], ["--correlation-tokens", Self.intMax]),
+            (sweep + ["--rows", "0:1", "--probes", "svd_directions", "--svd-directions", Self.intMax], ["--svd-directions", Self.intMax]),
+            (sweep + ["--rows", "0:1", "--probes", "svd_directions", "--svd-tokens", "0"], ["--svd-tokens", "0"]),
         ]
         for (arguments, needles) in cases {
             assertFails(try CLI.run(arguments), as: .data, mentioning: needles)
