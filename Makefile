@@ -16,7 +16,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN         = .build/$(CONFIG)/neoxprobe
 SWIFTFLAGS  = -c $(CONFIG) -Xswiftc -enable-testing
 
-.PHONY: setup build test lint demo bench fixtures tokenizer venv clean
+.PHONY: setup build test lint demo bench fixtures tokenizer venv clean fuzz fuzz-ci fuzz-seeds install
 
 ## setup: install the Debian packages the build links against (skipped when present).
 setup:
@@ -73,6 +73,34 @@ bench: build
 	VENV=$(abspath $(VENV)) bench/sweep/run.sh
 	VENV=$(abspath $(VENV)) bench/generate/run.sh
 
+## fuzz: every parser's libFuzzer target (Fuzz/, its own package: the main build never links libFuzzer)
+##   for FUZZ_SECONDS each; findings in Fuzz/.work/findings/<target>/, a summary in Fuzz/.work/summary.tsv.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CONFIG=release Fuzz/run.sh
+
+## fuzz-ci: the short pass .ci/run makes (debug build, which compiles fastest; 5 s a target).
+fuzz-ci: setup
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} FUZZ_CONFIG=debug Fuzz/run.sh
+
+## fuzz-seeds: rewrite the committed seed corpora (Fuzz/corpus/) from $(SHARED).
+fuzz-seeds:
+	python3 Fuzz/make_seeds.py $(SHARED)
+
+## install: the binary to PREFIX/bin and the default data it looks for to PREFIX/share/neoxprobe
+##   (the 20B tokenizer and LAMBADA, from tokenizer/ or $(SHARED)), so it runs from any directory.
+PREFIX ?= /usr/local
+install: build
+	install -d $(PREFIX)/bin $(PREFIX)/share/neoxprobe/tokenizer $(PREFIX)/share/neoxprobe/data/lambada
+	install -m 755 $(BIN) $(PREFIX)/bin/neoxprobe
+	@tok=$$(ls tokenizer/20B_tokenizer.json $(SHARED)/tokenizer/20B_tokenizer.json 2>/dev/null | head -1); \
+	if [ -n "$$tok" ]; then install -m 644 "$$tok" $(PREFIX)/share/neoxprobe/tokenizer/20B_tokenizer.json; \
+	else echo "install: no 20B tokenizer found (make tokenizer, or pass --tokenizer at run time)"; fi
+	@if [ -f $(SHARED)/data/lambada/lambada_test.jsonl ]; then \
+	  install -m 644 $(SHARED)/data/lambada/lambada_test.jsonl $(PREFIX)/share/neoxprobe/data/lambada/; \
+	else echo "install: no LAMBADA data at $(SHARED)/data/lambada (pass --data at run time)"; fi
+	@echo "installed $(PREFIX)/bin/neoxprobe"
+
 ## venv: the PyTorch/HF reference environment, outside the repo (about 3.5 GB; never needed by CI).
 venv:
 	python3 -m venv $(VENV)
@@ -81,4 +109,4 @@ venv:
 	$(VENV)/bin/pip install lm_eval==0.4.5 -c $(VENV)/constraints.txt
 
 clean:
-	rm -rf .build demo
+	rm -rf .build demo Fuzz/.build Fuzz/.work

@@ -49,7 +49,13 @@ public enum LambadaDataset {
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             _ = try decodeUTF8(bytes, path: path, line: line, what: "line")
             do {
-                examples.append(LambadaExample(text: try decoder.decode(Record.self, from: Data(bytes)).text))
+                let text = try decoder.decode(Record.self, from: Data(bytes)).text
+                // A blank text has no last word to predict (scoring it would fail far from here,
+                // on a token position of -1).
+                guard text.contains(where: { !$0.isWhitespace }) else {
+                    throw CorpusError(.missingField, path: path, line: line, "LAMBADA text is blank (no last word to predict)")
+                }
+                examples.append(LambadaExample(text: text))
             } catch let error as DecodingError {
                 throw PileDocumentStream.describe(error, path: path, line: line)
             }
