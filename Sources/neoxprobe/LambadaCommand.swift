@@ -42,6 +42,9 @@ struct LambadaCommand: ParsableCommand {
     @Flag(name: .long, help: "Include every example's log-likelihood and greedy flag in the JSON.")
     var perExample = false
 
+    @Flag(name: .long, help: "Show progress on standard error even when it is not a terminal (on a terminal it always is).")
+    var progress = false
+
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
     }
@@ -52,8 +55,13 @@ struct LambadaCommand: ParsableCommand {
         let setup = try modelOptions.loadEvalSetup()
         let examples = try LambadaDataset.load(path: dataPath)
         let loaded = WallClock.seconds(since: start)
-        let evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)
-        let result = try evaluator.evaluate(examples: examples, limit: limit)
+        var evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)
+        let requests = try evaluator.requests(for: Array(examples.prefix(limit ?? examples.count)))
+        let inputTokens = requests.reduce(0) { $0 + min($1.context.count + $1.continuation.count - 1, evaluator.maxLength) }
+        let line = ProgressLine.make("lambada", total: inputTokens, forced: progress)
+        if let line { evaluator.scorer.progress = { line.advance($0) } }
+        let result = try evaluator.evaluate(requests: requests)
+        line?.finish()
         let total = WallClock.seconds(since: start)
 
         if json {

@@ -65,6 +65,23 @@ final class NewUserCLITests: XCTestCase {
         XCTAssertNotEqual(missing.status, 0)
     }
 
+    /// `lambada` and `perplexity` report progress on standard error with --progress (always on a
+    /// terminal); standard output keeps only the result.
+    func testEvaluationsShowProgressOnStandardError() throws {
+        try CLI.requireShared()
+        let lambada = try CLI.run(["lambada", "--model", CLI.model.path, "--limit", "3", "--json", "--progress"])
+        XCTAssertEqual(lambada.status, 0, lambada.standardError)
+        XCTAssertTrue(lambada.standardError.contains("lambada: ") && lambada.standardError.contains("input tokens scored")
+                      && lambada.standardError.contains("(100%)") && lambada.standardError.contains("done"), lambada.standardError)
+        XCTAssertNoThrow(try CLI.json(lambada))
+        let perplexity = try CLI.run(["perplexity", "--model", CLI.model.path, "--data", CLI.validation.path, "--limit", "2", "--progress"])
+        XCTAssertEqual(perplexity.status, 0, perplexity.standardError)
+        XCTAssertTrue(perplexity.standardError.contains("perplexity: ") && perplexity.standardError.contains("done"), perplexity.standardError)
+        XCTAssertFalse(perplexity.output.contains("tokens scored"), perplexity.output)
+        let quiet = try CLI.run(["lambada", "--model", CLI.model.path, "--limit", "1", "--json"])
+        XCTAssertFalse(quiet.standardError.contains("input tokens scored"), "no terminal, no --progress: no progress")
+    }
+
     /// A mistyped option is reported as unknown (not as the missing option it was meant to be), with
     /// the subcommand's usage, not the top-level one.
     func testUnknownOptionAndSubcommandUsage() throws {
