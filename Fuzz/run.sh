@@ -2,26 +2,35 @@
 # Builds the fuzz targets (libFuzzer + AddressSanitizer) and runs each for FUZZ_SECONDS.
 #   Fuzz/run.sh [TARGET...]      (default: every target)
 # Environment: FUZZ_SECONDS (per target, default 60), FUZZ_CONFIG (debug|release, default release),
-#   FUZZ_JOBS (parallel targets, default 1), FUZZ_LOG (summary file, default Fuzz/.work/summary.tsv).
+#   FUZZ_JOBS (parallel targets, default 1), FUZZ_LOG (summary file, default Fuzz/.work/summary.tsv),
+#   FUZZ_BIN (an already built neoxprobe-fuzz: no build).
 # Seeds: Fuzz/corpus/<target> (committed; Fuzz/make_seeds.py writes them from ../shared). What the
 # fuzzer learns goes to Fuzz/.work/corpus/<target>, findings to Fuzz/.work/findings/<target>/.
 # Exit status 1 when any target found a crash, a hang (-timeout), or memory past the limits.
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-CONFIG="${FUZZ_CONFIG:-release}"
+# debug by default: SwiftPM's release (whole-module) build of the library modules drops the
+# coverage instrumentation -sanitize=fuzzer adds (60 counters instead of ~15k), which leaves
+# libFuzzer blind; a debug build is instrumented everywhere and runs at a similar rate here.
+CONFIG="${FUZZ_CONFIG:-debug}"
 JOBS="${FUZZ_JOBS:-1}"
 WORK="$PWD/.work"
 LOG="${FUZZ_LOG:-$WORK/summary.tsv}"
 mkdir -p "$WORK"
 
 start=$(date +%s)
+if [ -n "${FUZZ_BIN:-}" ]; then BIN="$FUZZ_BIN"; else
 # -enable-testing: the pickle machine and the shard-index reader are internal to Formats.
 swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -enable-testing 2>&1 \
   | grep -vE 'ld.gold: warning|unhandled; explicitly declare' || true
 BIN="$(swift build -c "$CONFIG" --show-bin-path)/neoxprobe-fuzz"
 [ -x "$BIN" ] || { echo "fuzz: build failed" >&2; exit 1; }
 echo "fuzz: built in $(( $(date +%s) - start )) s ($CONFIG)"
+fi
+# Refuse to fuzz blind: an uninstrumented build would report "nothing found" for nothing.
+counters=$(NEOXPROBE_FUZZ_TARGET=tokens SWIFT_BACKTRACE=enable=no "$BIN" -runs=0 2>&1 | grep -oE '\(([0-9]+) inline 8-bit counters' | grep -oE '[0-9]+' | head -1 || echo 0)
+if [ "${counters:-0}" -lt 1000 ]; then echo "fuzz: the build has ${counters:-0} coverage counters: not instrumented ($CONFIG)" >&2; exit 1; fi
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(NEOXPROBE_FUZZ_TARGET=list "$BIN" 2>/dev/null | cut -f1); fi
 

@@ -40,7 +40,12 @@ public enum LambadaDataset {
     /// - Throws: `CorpusError` naming the file and line for unreadable files, invalid UTF-8,
     ///   malformed JSON, a missing or non-string `text`, and for a file with no examples.
     public static func load(path: String) throws -> [LambadaExample] {
-        var lines = LineReader(source: try FileByteSource(path: path))
+        try load(path: path, chunkSize: 1 << 17)
+    }
+
+    /// `chunkSize`: bytes read at a time (small ones put lines across chunk edges, for tests).
+    static func load(path: String, chunkSize: Int) throws -> [LambadaExample] {
+        var lines = LineReader(source: try FileByteSource(path: path), chunkSize: chunkSize)
         let decoder = JSONDecoder()
         struct Record: Decodable { var text: String }
         var examples: [LambadaExample] = []

@@ -107,7 +107,7 @@ let fuzzTargets: [FuzzTarget] = [
         let path = scratch.file(compressed ? "pile.jsonl.zst" : "pile.jsonl", data).path
         // A 61-byte chunk (not the 128 KiB default) puts line and zstd-frame ends across chunk edges.
         _ = try? PileReader(path: path, setNames: nil, format: nil, chunkSize: 61).documents(limit: 256)
-        if !compressed { _ = try LambadaDataset.load(path: path) }
+        if !compressed { _ = try LambadaDataset.load(path: path, chunkSize: 61) }
     },
     FuzzTarget(name: "tokens", summary: "a --tokens file (ids per line)") { data, _ in
         let file = try TokenFile(argument: String(decoding: data, as: UTF8.self))
