@@ -37,7 +37,7 @@ test: setup
 ##   lines under their opening parenthesis, which swift-format's layout does not do.
 LINT_LAYOUT = \[(Indentation|AddLines|RemoveLine|Spacing|LineLength|TrailingComma)\]
 lint:
-	@out=$$($(SWIFT) format lint --configuration .swift-format --recursive --parallel Sources Tests Examples 2>&1 \
+	@out=$$($(SWIFT) format lint --configuration .swift-format --recursive --parallel Sources Tests Examples Fuzz/Sources 2>&1 \
 	  | grep -vE '$(LINT_LAYOUT)' | grep -E 'warning|error' || true); \
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; else echo "lint: clean"; fi
 

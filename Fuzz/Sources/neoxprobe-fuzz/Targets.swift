@@ -1,6 +1,6 @@
 import Foundation
-import Results
 import Report
+import Results
 
 @testable import Corpus
 @testable import Formats
