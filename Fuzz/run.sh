@@ -29,8 +29,22 @@ BIN="$(swift build -c "$CONFIG" --show-bin-path)/neoxprobe-fuzz"
 echo "fuzz: built in $(( $(date +%s) - start )) s ($CONFIG)"
 fi
 # Refuse to fuzz blind: an uninstrumented build would report "nothing found" for nothing.
-counters=$(NEOXPROBE_FUZZ_TARGET=tokens SWIFT_BACKTRACE=enable=no "$BIN" -runs=0 2>&1 | grep -oE '\(([0-9]+) inline 8-bit counters' | grep -oE '[0-9]+' | head -1 || echo 0)
+coverage_counters() {
+  NEOXPROBE_FUZZ_TARGET=tokens SWIFT_BACKTRACE=enable=no "$BIN" -runs=0 2>&1 \
+    | grep -oE '\(([0-9]+) inline 8-bit counters' | grep -oE '[0-9]+' | head -1 || echo 0
+}
+counters=$(coverage_counters)
+if [ "${counters:-0}" -lt 1000 ] && [ -z "${FUZZ_BIN:-}" ]; then
+  # Seen once on a fresh .build: some objects came out without the coverage instrumentation
+  # (the same flags, rebuilt, are instrumented). Recompile everything once and look again.
+  echo "fuzz: the build has ${counters:-0} coverage counters; rebuilding it from scratch once" >&2
+  rm -rf ".build/$CONFIG/"*.build
+  swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -enable-testing 2>&1 \
+    | grep -vE 'ld.gold: warning|unhandled; explicitly declare' || true
+  counters=$(coverage_counters)
+fi
 if [ "${counters:-0}" -lt 1000 ]; then echo "fuzz: the build has ${counters:-0} coverage counters: not instrumented ($CONFIG)" >&2; exit 1; fi
+echo "fuzz: $counters coverage counters"
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(NEOXPROBE_FUZZ_TARGET=list "$BIN" 2>/dev/null | cut -f1); fi
 
