@@ -9,10 +9,12 @@
 # Exit status 1 when any target found a crash, a hang (-timeout), or memory past the limits.
 set -euo pipefail
 cd "$(dirname "$0")"
+# Run from make, the Swift build sees make's jobserver variables and its compile jobs then come
+# out without the coverage instrumentation (the same command from a shell is instrumented).
+unset MAKEFLAGS MFLAGS MAKELEVEL
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-# debug by default: SwiftPM's release (whole-module) build of the library modules drops the
-# coverage instrumentation -sanitize=fuzzer adds (60 counters instead of ~15k), which leaves
-# libFuzzer blind; a debug build is instrumented everywhere and runs at a similar rate here.
+# debug by default: a release build compiles each module whole, and whole-module jobs lose the
+# coverage instrumentation (60 counters instead of ~15k), which leaves libFuzzer blind.
 CONFIG="${FUZZ_CONFIG:-debug}"
 JOBS="${FUZZ_JOBS:-1}"
 WORK="$PWD/.work"
@@ -22,7 +24,10 @@ mkdir -p "$WORK"
 start=$(date +%s)
 if [ -n "${FUZZ_BIN:-}" ]; then BIN="$FUZZ_BIN"; else
 # -enable-testing: the pickle machine and the shard-index reader are internal to Formats.
-swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -enable-testing 2>&1 \
+# -disable-batch-mode: a frontend job compiling several files (SwiftPM's debug batch mode, or
+# release's whole-module mode) comes out without the coverage instrumentation -sanitize=fuzzer
+# asks for (Swift 6.3); one file per job keeps it.
+swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -enable-testing -Xswiftc -disable-batch-mode 2>&1 \
   | grep -vE 'ld.gold: warning|unhandled; explicitly declare' || true
 BIN="$(swift build -c "$CONFIG" --show-bin-path)/neoxprobe-fuzz"
 [ -x "$BIN" ] || { echo "fuzz: build failed" >&2; exit 1; }
@@ -34,15 +39,6 @@ coverage_counters() {
     | grep -oE '\(([0-9]+) inline 8-bit counters' | grep -oE '[0-9]+' | head -1 || echo 0
 }
 counters=$(coverage_counters)
-if [ "${counters:-0}" -lt 1000 ] && [ -z "${FUZZ_BIN:-}" ]; then
-  # Seen once on a fresh .build: some objects came out without the coverage instrumentation
-  # (the same flags, rebuilt, are instrumented). Recompile everything once and look again.
-  echo "fuzz: the build has ${counters:-0} coverage counters; rebuilding it from scratch once" >&2
-  rm -rf ".build/$CONFIG/"*.build
-  swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -enable-testing 2>&1 \
-    | grep -vE 'ld.gold: warning|unhandled; explicitly declare' || true
-  counters=$(coverage_counters)
-fi
 if [ "${counters:-0}" -lt 1000 ]; then echo "fuzz: the build has ${counters:-0} coverage counters: not instrumented ($CONFIG)" >&2; exit 1; fi
 echo "fuzz: $counters coverage counters"
 
