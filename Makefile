@@ -16,7 +16,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN         = .build/$(CONFIG)/neoxprobe
 SWIFTFLAGS  = -c $(CONFIG) -Xswiftc -enable-testing
 
-.PHONY: setup build test test-cluster lint demo bench fixtures tokenizer venv clean
+.PHONY: setup build test test-cluster lint demo bench fixtures tokenizer venv clean fuzz fuzz-ci fuzz-seeds install
 
 ## setup: install the Debian packages the build links against (skipped when present).
 setup:
@@ -45,7 +45,7 @@ test-cluster: build
 ##   lines under their opening parenthesis, which swift-format's layout does not do.
 LINT_LAYOUT = \[(Indentation|AddLines|RemoveLine|Spacing|LineLength|TrailingComma)\]
 lint:
-	@out=$$($(SWIFT) format lint --configuration .swift-format --recursive --parallel Sources Tests Examples 2>&1 \
+	@out=$$($(SWIFT) format lint --configuration .swift-format --recursive --parallel Sources Tests Examples Fuzz/Sources 2>&1 \
 	  | grep -vE '$(LINT_LAYOUT)' | grep -E 'warning|error' || true); \
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; else echo "lint: clean"; fi
 
@@ -81,6 +81,35 @@ bench: build
 	VENV=$(abspath $(VENV)) bench/sweep/run.sh
 	VENV=$(abspath $(VENV)) bench/generate/run.sh
 
+## fuzz: every parser's libFuzzer target (Fuzz/, its own package: the main build never links libFuzzer;
+##   a debug build, one file per compile job: other builds lose the coverage instrumentation, see Fuzz/README.md)
+##   for FUZZ_SECONDS each; findings in Fuzz/.work/findings/<target>/, a summary in Fuzz/.work/summary.tsv.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run.sh
+
+## fuzz-ci: the short pass .ci/run makes (4 s a target; with the build about 100 s on an idle 2-core machine).
+fuzz-ci: setup
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-4} Fuzz/run.sh
+
+## fuzz-seeds: rewrite the committed seed corpora (Fuzz/corpus/) from $(SHARED).
+fuzz-seeds:
+	python3 Fuzz/make_seeds.py $(SHARED)
+
+## install: the binary to PREFIX/bin and the default data it looks for to PREFIX/share/neoxprobe
+##   (the 20B tokenizer and LAMBADA, from tokenizer/ or $(SHARED)), so it runs from any directory.
+PREFIX ?= /usr/local
+install: build
+	install -d $(PREFIX)/bin $(PREFIX)/share/neoxprobe/tokenizer $(PREFIX)/share/neoxprobe/data/lambada
+	install -m 755 $(BIN) $(PREFIX)/bin/neoxprobe
+	@tok=$$(ls tokenizer/20B_tokenizer.json $(SHARED)/tokenizer/20B_tokenizer.json 2>/dev/null | head -1); \
+	if [ -n "$$tok" ]; then install -m 644 "$$tok" $(PREFIX)/share/neoxprobe/tokenizer/20B_tokenizer.json; \
+	else echo "install: no 20B tokenizer found (make tokenizer, or pass --tokenizer at run time)"; fi
+	@if [ -f $(SHARED)/data/lambada/lambada_test.jsonl ]; then \
+	  install -m 644 $(SHARED)/data/lambada/lambada_test.jsonl $(PREFIX)/share/neoxprobe/data/lambada/; \
+	else echo "install: no LAMBADA data at $(SHARED)/data/lambada (pass --data at run time)"; fi
+	@echo "installed $(PREFIX)/bin/neoxprobe"
+
 ## venv: the PyTorch/HF reference environment, outside the repo (about 3.5 GB; never needed by CI).
 venv:
 	python3 -m venv $(VENV)
@@ -90,4 +119,4 @@ venv:
 	$(VENV)/bin/pip install transformer_lens==2.15.4 -c $(VENV)/constraints.txt
 
 clean:
-	rm -rf .build demo
+	rm -rf .build demo Fuzz/.build Fuzz/.work

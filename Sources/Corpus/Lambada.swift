@@ -40,7 +40,12 @@ public enum LambadaDataset {
     /// - Throws: `CorpusError` naming the file and line for unreadable files, invalid UTF-8,
     ///   malformed JSON, a missing or non-string `text`, and for a file with no examples.
     public static func load(path: String) throws -> [LambadaExample] {
-        var lines = LineReader(source: try FileByteSource(path: path))
+        try load(path: path, chunkSize: 1 << 17)
+    }
+
+    /// `chunkSize`: bytes read at a time (small ones put lines across chunk edges, for tests).
+    static func load(path: String, chunkSize: Int) throws -> [LambadaExample] {
+        var lines = LineReader(source: try FileByteSource(path: path), chunkSize: chunkSize)
         let decoder = JSONDecoder()
         struct Record: Decodable { var text: String }
         var examples: [LambadaExample] = []
@@ -49,7 +54,13 @@ public enum LambadaDataset {
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             _ = try decodeUTF8(bytes, path: path, line: line, what: "line")
             do {
-                examples.append(LambadaExample(text: try decoder.decode(Record.self, from: Data(bytes)).text))
+                let text = try decoder.decode(Record.self, from: Data(bytes)).text
+                // A blank text has no last word to predict (scoring it would fail far from here,
+                // on a token position of -1).
+                guard text.contains(where: { !$0.isWhitespace }) else {
+                    throw CorpusError(.missingField, path: path, line: line, "LAMBADA text is blank (no last word to predict)")
+                }
+                examples.append(LambadaExample(text: text))
             } catch let error as DecodingError {
                 throw PileDocumentStream.describe(error, path: path, line: line)
             }

@@ -63,6 +63,9 @@ public struct BatchScorer: Sendable {
     public var rowsPerChunk: Int
     /// Token used to right-pad shorter sequences of a batch (never scored, never attended to).
     public var paddingToken: Int32 = 0
+    /// Called after each forward pass with the input tokens it scored (for a progress display;
+    /// nil: nothing is reported).
+    public var progress: (@Sendable (_ tokens: Int) -> Void)? = nil
 
     /// `tokensPerBatch` defaults to what keeps the forward pass's working buffers near 64 MiB
     /// (they need about (8·d + ff) floats per token).
@@ -99,6 +102,7 @@ public struct BatchScorer: Sendable {
             let scores = try scoreBatch(batch.map { jobs[$0] }, paddedLength: length)
             for (k, j) in batch.enumerated() { results[j] = scores[k] }
             start += batch.count
+            progress?(batch.reduce(0) { $0 + jobs[$1].tokens.count })
         }
         return results
     }

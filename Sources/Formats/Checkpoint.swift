@@ -102,10 +102,11 @@ public final class Checkpoint: Sendable {
 
     /// `weight_map` of a sharded checkpoint's index: shard file name → tensor names it must hold.
     static func readShardIndex(_ url: URL) throws -> [String: [String]] {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) } catch {
-            throw FormatError(.malformed, "malformed shard index JSON: \(error.localizedDescription)", file: url)
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw FormatError(.io, "cannot read shard index: \(error.localizedDescription)", file: url)
         }
+        let object = try JSONParsing.object(data, what: "shard index JSON", file: url)
         guard let json = object as? [String: Any], let weightMap = json["weight_map"] as? [String: Any] else {
             throw FormatError(.malformed, "shard index has no 'weight_map' object", file: url)
         }
@@ -113,6 +114,10 @@ public final class Checkpoint: Sendable {
         for (tensor, file) in weightMap {
             guard let file = file as? String, !file.contains("/") else {
                 throw FormatError(.malformed, "weight_map entry for '\(tensor)' is not a file name in the same directory", file: url)
+            }
+            // "" and "." would name the directory itself ("…/model: is a directory" much later).
+            guard !file.isEmpty, file != ".", file != "..", !file.contains("\0") else {
+                throw FormatError(.malformed, "weight_map entry for '\(tensor)' names the shard file '\(file)', which is not a file name", file: url)
             }
             shards[file, default: []].append(tensor)
         }

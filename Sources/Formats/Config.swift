@@ -27,6 +27,8 @@ public struct NeoXConfig: Sendable, Equatable {
     public var tieWordEmbeddings: Bool
     /// `eos_token_id`: the id generation stops at by default (nil when config.json names none).
     public var eosTokenID: Int32?
+    /// `bos_token_id`: what `--prepend-bos` puts first (nil when config.json names none; Pythia: 0).
+    public var bosTokenID: Int32? = nil
 
     public init(vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int, intermediateSize: Int,
                 maxPositionEmbeddings: Int, rotaryPct: Double, rotaryBase: Double = 10000,
@@ -59,10 +61,7 @@ public struct NeoXConfig: Sendable, Equatable {
         do { data = try Data(contentsOf: url) } catch {
             throw FormatError(.io, "cannot read config: \(error.localizedDescription)", file: url)
         }
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data) } catch {
-            throw FormatError(.malformed, "malformed JSON in config: \(error.localizedDescription)", file: url)
-        }
+        let object = try JSONParsing.object(data, what: "JSON in config", file: url)
         guard let json = object as? [String: Any] else {
             throw FormatError(.malformed, "config is not a JSON object", file: url)
         }
@@ -115,13 +114,17 @@ public struct NeoXConfig: Sendable, Equatable {
         parallelResidual = try bool("use_parallel_residual", default: true)
         attentionBias = try bool("attention_bias", default: true)
         tieWordEmbeddings = try bool("tie_word_embeddings", default: false)
-        // A list (newer configs allow several) keeps its first id; anything else that is not an id is ignored.
-        let rawEOS = (json["eos_token_id"] as? [Any])?.first ?? json["eos_token_id"]
-        if let number = rawEOS as? NSNumber, !isJSONBoolean(number), let id = Int32(exactly: number.doubleValue), id >= 0 {
-            eosTokenID = id
-        } else {
-            eosTokenID = nil
+        // A list (newer configs allow several) keeps its first id; null or absent means none. Any other
+        // value (a string, a fraction, a boolean, a negative number) is refused: generation would
+        // otherwise silently never stop, or stop at the wrong token.
+        func tokenID(_ key: String) throws -> Int32? {
+            let raw = (json[key] as? [Any])?.first ?? json[key]
+            if raw == nil || raw is NSNull { return nil }
+            if let number = raw as? NSNumber, !isJSONBoolean(number), let id = Int32(exactly: number.doubleValue), id >= 0 { return id }
+            throw fail("\(key) must be a non-negative integer token id (or a list of them, or null), not \(raw!)")
         }
+        eosTokenID = try tokenID("eos_token_id")
+        bosTokenID = try tokenID("bos_token_id")
 
         // Rotary: v4 spells it rotary_pct / rotary_emb_base; v5 nests it in rope_parameters.
         // transformers 4.4x also writes the aliases partial_rotary_factor / rope_theta at top level.

@@ -17,12 +17,7 @@ public enum SafeTensors {
             throw FormatError(.truncated, "safetensors header length \(headerLength) exceeds the file (\(file.count) bytes): truncated or not a safetensors file", file: url)
         }
         let headerData = Data(bytes[8..<(8 + Int(headerLength))])
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: headerData)
-        } catch {
-            throw FormatError(.malformed, "malformed safetensors JSON header: \(error.localizedDescription)", file: url)
-        }
+        let json = try JSONParsing.object(headerData, what: "safetensors JSON header", file: url, offset: 8)
         guard let header = json as? [String: Any] else {
             throw FormatError(.malformed, "safetensors header is not a JSON object", file: url)
         }

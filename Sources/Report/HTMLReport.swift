@@ -53,11 +53,32 @@ public struct HTMLReport: Sendable {
     public static func generate(results: URL, output: URL? = nil) throws -> URL {
         let rows = try MetricsCSV.read(contentsOf: results.appendingPathComponent("metrics.csv"))
         let runURL = results.appendingPathComponent("run.json")
-        let runInfo = FileManager.default.fileExists(atPath: runURL.path) ? try String(contentsOf: runURL, encoding: .utf8) : nil
+        let runInfo = FileManager.default.fileExists(atPath: runURL.path) ? try readRunInfo(runURL) : nil
         let destination = output ?? results.appendingPathComponent("report.html")
         let analyses = try AnalysisFiles.read(results: results)
         try AtomicFile.write(HTMLReport(rows: rows, runInfo: runInfo, analyses: analyses).render(), to: destination)
         return destination
+    }
+
+    /// `run.json` as text, or an error naming the file and what is wrong with it (not UTF-8 at
+    /// byte N, not JSON at byte N, not an object): a sweep writes it, so garbage means the file was
+    /// damaged or is not ours, and a report silently without it would hide that.
+    static func readRunInfo(_ url: URL) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ResultsError(.io, "cannot read run.json: \(error.localizedDescription)", path: url.path)
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            let offset = UTF8Validation.firstInvalidOffset(Array(data)) ?? 0
+            throw ResultsError(.malformed, "run.json is not UTF-8 text (first invalid byte at offset \(offset)); "
+                + "it is written by neoxprobe sweep: remove or regenerate it", path: url.path)
+        }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ResultsError(.malformed, "run.json is not valid JSON: \(JSONParsing.describe(error, data: data, offset: 0))", path: url.path)
+        }
+        guard object is [String: Any] else { throw ResultsError(.malformed, "run.json is not a JSON object", path: url.path) }
+        return text
     }
 
     /// The page. NaN and ±inf values cannot be drawn: they are left out of every chart, and the
@@ -110,7 +131,8 @@ public struct HTMLReport: Sendable {
             msdChart(),
         ])
         body += movementSection()
-        body += section("Weight histograms of the first and last layer (fixed bins on [−R, R], R = max |w| of the reference checkpoint)",
+        body += section("Weight histograms of the first and last layer (fixed bins on [−R, R], R = max |w| of the reference checkpoint; "
+                            + "metrics.csv's hist_bin_NN are element counts, drawn here as fractions of the tensor's elements)",
                         weightHistograms())
         body += section("Evaluations", [evaluationPerplexityChart(), lambadaAccuracyChart(), lambadaPerplexityChart()])
         if rows.contains(where: { $0.site == Self.gradientLossSite }) {

@@ -38,6 +38,10 @@ public enum MetricName {
     public static let maxAbs = "max_abs"
     public static let argmaxDim = "argmax_dim"
     public static let argmaxToken = "argmax_token"
+    /// `argmax_token` as (sequence, position) of the evaluation batch: `argmax_token` is the flat
+    /// index `sequence · seq_len + position`.
+    public static let argmaxSequence = "argmax_sequence"
+    public static let argmaxPosition = "argmax_position"
     public static let meanNorm = "mean_norm"
     public static let kurtosis = "kurtosis"
     public static let maxDimKurtosis = "max_dim_kurtosis"

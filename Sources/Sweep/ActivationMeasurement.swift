@@ -29,6 +29,8 @@ struct ActivationMeasurement {
     private var statistics: [OutlierStatistics]
     private var accumulators: [CKAAccumulator]
     private var nll = NLLTotal()
+    /// T of the sequences measured (every sequence has it), for `argmax_sequence` / `argmax_position`.
+    private var sequenceLength: Int?
 
     init(model: NeoXModel, step: Int, sites: [MeasuredSite], probes: Set<SweepProbe>, ckaMinibatch: Int?, topK: Int) {
         self.model = model
@@ -44,6 +46,7 @@ struct ActivationMeasurement {
     mutating func run(sequences: [[Int32]], tokensPerBatch: Int, cache: SweepReferenceCache?, writer: SweepReferenceCache.Writer?,
                       progress: (Int) -> Void) throws {
         guard let T = sequences.first?.count, T > 0 else { return }
+        sequenceLength = T
         let hooks = sites.map(\.hook)
         let index = Dictionary(uniqueKeysWithValues: hooks.enumerated().map { ($1, $0) })
         let wantActivations = !statistics.isEmpty || !accumulators.isEmpty || writer != nil
@@ -102,7 +105,7 @@ struct ActivationMeasurement {
         var rows: [SweepProbe: [MetricRow]] = [:]
         if probes.contains(.outliers) {
             rows[.outliers] = zip(sites, statistics).flatMap { at, statistics in
-                statistics.metricRows(step: step, layer: at.layer, site: at.site.rawValue, topK: topK)
+                statistics.metricRows(step: step, layer: at.layer, site: at.site.rawValue, topK: topK, sequenceLength: sequenceLength)
             }
         }
         if probes.contains(.cka) {

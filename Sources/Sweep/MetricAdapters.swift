@@ -34,7 +34,9 @@ extension CKAResult {
 
 extension OutlierStatistics {
     /// Long-form rows for this site. Undefined values (no tokens, constant data) are omitted.
-    public func metricRows(step: Int, layer: Int?, site: String, topK: Int = 8) -> [MetricRow] {
+    /// With `sequenceLength` (the evaluation sequences' T), the flat `argmax_token` is also given
+    /// as `argmax_sequence` and `argmax_position`.
+    public func metricRows(step: Int, layer: Int?, site: String, topK: Int = 8, sequenceLength: Int? = nil) -> [MetricRow] {
         guard tokenCount > 0 else { return [] }
         let at = MetricSite(step: step, layer: layer, site: site)
         var rows = at.rows([
@@ -44,6 +46,9 @@ extension OutlierStatistics {
             MetricName.argmaxToken: Double(argmaxToken),
             MetricName.meanNorm: meanNorm,
         ])
+        if let T = sequenceLength, T > 0, argmaxToken >= 0 {
+            rows += at.rows([MetricName.argmaxSequence: Double(argmaxToken / T), MetricName.argmaxPosition: Double(argmaxToken % T)])
+        }
         if let kurtosis { rows.append(at.row(MetricName.kurtosis, kurtosis)) }
         if let best = maxDimensionKurtosis {
             rows += at.rows([MetricName.maxDimKurtosis: best.value, MetricName.maxDimKurtosisDim: Double(best.dim)])

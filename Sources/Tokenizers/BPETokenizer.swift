@@ -49,7 +49,7 @@ public struct BPETokenizer: TextTokenizer {
         } catch let error as TokenizerError {
             throw error
         } catch {
-            throw TokenizerError.malformed(path: path, reason: "invalid JSON (\(error.localizedDescription))")
+            throw TokenizerError.malformed(path: path, reason: "invalid JSON: \(JSONParsing.describe(error, data: data, offset: 0))")
         }
         func malformed(_ reason: String) -> TokenizerError { .malformed(path: path, reason: reason) }
         func unsupported(_ feature: String) -> TokenizerError { .unsupported(path: path, feature: feature) }

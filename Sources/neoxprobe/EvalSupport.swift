@@ -56,7 +56,15 @@ struct EvalSetup {
 
 enum EvalOutput {
     /// Pretty, key-sorted JSON on standard output.
+    /// NaN/±inf results are written as null and named in `nonfinite_results` (and on standard
+    /// error), so no consumer mistakes them for missing values or reads a bare `nan`.
     static func printJSON(_ object: [String: JSONValue]) throws {
+        var object = object
+        let nonFinite = JSONValue.object(object).nonFinitePaths()
+        if !nonFinite.isEmpty {
+            object["nonfinite_results"] = .array(nonFinite.map { .string($0) })
+            warnNonFinite(nonFinite)
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         FileHandle.standardOutput.write(try encoder.encode(JSONValue.object(object)))
@@ -65,10 +73,15 @@ enum EvalOutput {
 
     /// A number the way people read it: fixed decimals for ordinary values, scientific otherwise.
     static func format(_ x: Double, digits: Int = 4) -> String {
-        guard x.isFinite else { return "\(x)" }
+        guard x.isFinite else { return "\(x) (NOT FINITE: the model produced NaN/inf)" }
         if x != 0 && (abs(x) >= 1e7 || abs(x) < 1e-3) { return String(format: "%.\(digits)e", x) }
         return String(format: "%.\(digits)f", x)
     }
+}
+
+/// Says on standard error which results are NaN or ±inf (they are never silently printed).
+func warnNonFinite(_ names: [String]) {
+    FileHandle.standardError.write(Data("warning: non-finite results (NaN or ±inf): \(names.joined(separator: ", ")); the model's arithmetic overflowed or its weights are not finite\n".utf8))
 }
 
 /// Locates a data file given on the command line (or a default), with a clear error.

@@ -20,8 +20,20 @@ enum JSONValue: Codable, Equatable, ExpressibleByStringLiteral, ExpressibleByInt
     init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { $1 }))
     }
-    /// Non-finite numbers (an empty evaluation, an overflowing perplexity) become null.
-    init(_ value: Double) { self = value.isFinite ? .double(value) : .null }
+    /// Non-finite numbers (an empty evaluation, an overflowing perplexity) are kept here and
+    /// written as null; `nonFinitePaths` lists them, so an output can flag them by name.
+    init(_ value: Double) { self = .double(value) }
+
+    /// The key paths (`a.b[2]`) of every NaN or ±inf number inside, sorted.
+    func nonFinitePaths(_ prefix: String = "") -> [String] {
+        switch self {
+        case .double(let v) where !v.isFinite: return [prefix.isEmpty ? "(value)" : prefix]
+        case .array(let items): return items.enumerated().flatMap { $1.nonFinitePaths("\(prefix)[\($0)]") }
+        case .object(let fields):
+            return fields.keys.sorted().flatMap { key in fields[key]!.nonFinitePaths(prefix.isEmpty ? key : "\(prefix).\(key)") }
+        default: return []
+        }
+    }
     init(_ value: Int) { self = .int(value) }
     init(_ value: String) { self = .string(value) }
 

@@ -20,9 +20,17 @@ struct LambadaCommand: ParsableCommand {
 
     static let defaultData = "../shared/data/lambada/lambada_test.jsonl"
 
+    /// The default data file: the first of `SearchPaths.lambada` that exists, or an error listing
+    /// where it looked and naming the flag.
+    static func locateDefaultData() throws -> String {
+        if let url = SearchPaths.firstFile(SearchPaths.lambada) { return url.path }
+        throw CommandFailure("no LAMBADA data found; looked in: \(SearchPaths.lambada.map(\.path).joined(separator: ", ")). "
+            + "Pass --data FILE (lambada_test.jsonl, one {\"text\": ...} a line), or install it (make install)")
+    }
+
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .long, help: "LAMBADA jsonl, one {\"text\": ...} a line (default: \(defaultData)).")
+    @Option(name: .long, help: "LAMBADA jsonl, one {\"text\": ...} a line (default: \(defaultData) beside the current directory or the checkout the executable was built in, else PREFIX/share/neoxprobe/data/lambada/ of make install).")
     var data: String?
 
     @Option(name: .long, help: "Evaluate only the first N examples.")
@@ -34,19 +42,26 @@ struct LambadaCommand: ParsableCommand {
     @Flag(name: .long, help: "Include every example's log-likelihood and greedy flag in the JSON.")
     var perExample = false
 
+    @Flag(name: .long, help: "Show progress on standard error even when it is not a terminal (on a terminal it always is).")
+    var progress = false
+
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
     }
 
     func run() throws {
         let start = DispatchTime.now()
-        let dataPath = try requireFile(data ?? Self.defaultData,
-                                       what: data == nil ? "LAMBADA data (default path; pass --data)" : "LAMBADA data")
+        let dataPath = try data.map { try requireFile($0, what: "LAMBADA data") } ?? Self.locateDefaultData()
         let setup = try modelOptions.loadEvalSetup()
         let examples = try LambadaDataset.load(path: dataPath)
         let loaded = WallClock.seconds(since: start)
-        let evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)
-        let result = try evaluator.evaluate(examples: examples, limit: limit)
+        var evaluator = LambadaEvaluator(model: setup.model, tokenizer: setup.tokenizer)
+        let requests = try evaluator.requests(for: Array(examples.prefix(limit ?? examples.count)))
+        let inputTokens = requests.reduce(0) { $0 + min($1.context.count + $1.continuation.count - 1, evaluator.maxLength) }
+        let line = ProgressLine.make("lambada", total: inputTokens, forced: progress)
+        if let line { evaluator.scorer.progress = { line.advance($0) } }
+        let result = try evaluator.evaluate(requests: requests)
+        line?.finish()
         let total = WallClock.seconds(since: start)
 
         if json {

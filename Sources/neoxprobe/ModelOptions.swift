@@ -10,8 +10,13 @@ struct TokenizerOptions: ParsableArguments {
 
     /// The tokenizer file: the one given, else the first found in the usual places.
     func locate(modelDirectory: URL?) throws -> URL {
-        try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory,
-                                   fallbacks: SearchPaths.tokenizers)
+        do {
+            return try TokenizerLoader.locate(explicit: tokenizer.map { URL(fileURLWithPath: $0) }, modelDirectory: modelDirectory,
+                                              fallbacks: SearchPaths.tokenizers)
+        } catch TokenizerError.notFound(let searched) where tokenizer == nil {
+            throw CommandFailure("no tokenizer found; looked in: \(searched.joined(separator: ", ")). "
+                + "Pass --tokenizer FILE (a tokenizer.json or SentencePiece .model), or put one in a checkout's tokenizer/ (make tokenizer) or install one (make install)")
+        }
     }
 }
 

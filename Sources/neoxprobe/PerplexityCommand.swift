@@ -52,6 +52,9 @@ struct PerplexityCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object (results and provenance) instead of text.")
     var json = false
 
+    @Flag(name: .long, help: "Show progress on standard error even when it is not a terminal (on a terminal it always is).")
+    var progress = false
+
     /// The flag behind each evaluator setting, for its errors.
     static let flags: [EvalError.Setting: String] = [
         .window: "--window", .stride: "--stride", .selection: "--rows", .limit: "--limit",
@@ -86,7 +89,11 @@ struct PerplexityCommand: ParsableCommand {
         let setup = try modelOptions.loadEvalSetup()
         let result: PerplexityResult
         do {
-            result = try PerplexityEvaluator(model: setup.model, tokenizer: setup.tokenizer).evaluate(corpus)
+            var evaluator = PerplexityEvaluator(model: setup.model, tokenizer: setup.tokenizer)
+            let line = ProgressLine.make("perplexity", forced: progress)
+            if let line { evaluator.scorer.progress = { line.advance($0) } }
+            result = try evaluator.evaluate(corpus)
+            line?.finish()
         } catch let error as EvalError {
             throw CommandFailure(error, flags: Self.flags)
         }

@@ -20,6 +20,12 @@ struct RunCommand: ParsableCommand {
         Attention matrices are [B,H,T,T]: name the blocks you need. The file's metadata holds the token ids and the tokenizer's \
         file name and sha256. --ablate, --patch and --add edit hooks during the pass (TransformerLens run_with_hooks); the \
         run then also reports the clean run's and the edited run's next-token loss and the largest logit change.
+
+        Text (--text FILE, --text - for standard input, or --prompt STRING) is tokenized exactly as given: a \
+        file's trailing newline is part of the text and becomes a token (ids 187 '\\n' / 535 '\\n\\n' in the 20B \
+        tokenizer); --strip removes leading and trailing whitespace first. No BOS token is prepended (Hugging \
+        Face's convention); TransformerLens's to_tokens prepends one by default (prepend_bos=True): pass \
+        --prepend-bos to match it (the config's bos_token_id, <|endoftext|> = 0 for Pythia).
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -27,8 +33,17 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "@FILE with one sequence of whitespace-separated token ids per line (B equal-length lines = a batch of B), or the ids inline.")
     var tokens: String?
 
-    @Option(name: .long, help: "A UTF-8 text file to tokenize as one sequence.")
+    @Option(name: .long, help: "A UTF-8 text file to tokenize as one sequence ('-' reads standard input).")
     var text: String?
+
+    @Option(name: .long, help: "A text given inline, tokenized as one sequence.")
+    var prompt: String?
+
+    @Flag(name: .long, help: "With --text/--prompt: remove leading and trailing whitespace (a file's final newline included) before tokenizing.")
+    var strip = false
+
+    @Flag(name: .long, help: "With --text/--prompt: put the config's bos_token_id first, as TransformerLens does by default (not done otherwise).")
+    var prependBos = false
 
     @Flag(name: .long, help: "With --text: keep the first max_position_embeddings tokens instead of failing.")
     var truncate = false
@@ -55,8 +70,14 @@ struct RunCommand: ParsableCommand {
         guard (1...Self.maxRepeats).contains(repeats) else {
             throw ValidationError("--repeats must be between 1 and \(Self.maxRepeats), got \(repeats)")
         }
-        if (tokens == nil) == (text == nil) { throw ValidationError("give exactly one of --tokens @FILE or --text FILE") }
-        if truncate && text == nil { throw ValidationError("--truncate applies only to --text") }
+        if [tokens, text, prompt].compactMap({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --tokens @FILE, --text FILE (or --text - for standard input) or --prompt STRING")
+        }
+        if tokens != nil {
+            for (flag, set) in [("--truncate", truncate), ("--strip", strip), ("--prepend-bos", prependBos)] where set {
+                throw ValidationError("\(flag) applies only to --text and --prompt")
+            }
+        }
         if (hooks == nil) != (out == nil) { throw ValidationError("--hooks and --out go together") }
         if hooks == nil && interventionOptions.isEmpty {
             throw ValidationError("give --hooks PATTERNS --out FILE (and/or an intervention: --ablate, --patch, --add)")
@@ -168,18 +189,36 @@ struct RunCommand: ParsableCommand {
         return digest.finish()
     }
 
-    /// The batch from --tokens or --text, and the tokenizer that encodes it (for --tokens, the one
-    /// that would be used, if any is found: it is what decodes the ids).
+    /// The batch from --tokens, --text or --prompt, and the tokenizer that encodes it (for --tokens,
+    /// the one that would be used, if any is found: it is what decodes the ids).
     func readInput(config: NeoXConfig, modelDirectory: URL) throws -> ([[Int32]], URL?) {
         if let tokens { return (try TokenFile(argument: tokens).batch(), try? modelOptions.tokenizerOptions.locate(modelDirectory: modelDirectory)) }
-        let path = text!
-        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read text file \(path)") }
+        let path: String
+        var bytes: [UInt8]
+        if let prompt {
+            path = "--prompt"
+            bytes = Array(prompt.utf8)
+        } else if text == "-" {
+            path = "standard input"
+            bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
+        } else {
+            path = text!
+            guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read text file \(path)") }
+            bytes = Array(data)
+        }
+        if strip { bytes = Self.stripped(bytes) }
         let url = try modelOptions.tokenizerOptions.locate(modelDirectory: modelDirectory)
         var ids: [Int32]
         do {
-            ids = try TokenizerLoader.load(url).encode(utf8: Array(data))
+            ids = try TokenizerLoader.load(url).encode(utf8: bytes)
         } catch TokenizerError.invalidUTF8(_, let offset) {
             throw TokenizerError.invalidUTF8(input: path, offset: offset)   // name the file, not "input text"
+        }
+        if prependBos {
+            guard let bos = config.bosTokenID else {
+                throw CommandFailure("--prepend-bos: \(modelDirectory.appendingPathComponent("config.json").path) names no bos_token_id")
+            }
+            ids.insert(bos, at: 0)
         }
         guard !ids.isEmpty else { throw CommandFailure("\(path): the text encodes to no tokens (empty input)") }
         if ids.count > config.maxPositionEmbeddings {
@@ -189,5 +228,13 @@ struct RunCommand: ParsableCommand {
             ids = Array(ids.prefix(config.maxPositionEmbeddings))
         }
         return ([ids], url)
+    }
+
+    /// `bytes` without leading and trailing ASCII whitespace (space, tab, CR, LF, VT, FF), as
+    /// Python's `str.strip()` removes them; a multi-byte character is never cut.
+    static func stripped(_ bytes: [UInt8]) -> [UInt8] {
+        let isSpace = { (b: UInt8) in b == 0x20 || (0x09...0x0D).contains(b) }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return [] }
+        return Array(bytes[first...last])
     }
 }

@@ -166,7 +166,7 @@ struct SweepCommand: ParsableCommand {
         options.referenceStep = referenceStep
         options.weightsReferenceStep = weightsReferenceStep
         options.ckaMinibatch = ckaMinibatch
-        options.lambadaData = lambadaData ?? LambadaCommand.defaultData
+        options.lambadaData = lambadaData ?? SearchPaths.firstFile(SearchPaths.lambada)?.path ?? LambadaCommand.defaultData
         options.lambadaLimit = lambadaLimit
         options.activation = activationOptions.activation
         options.allowNonFinite = activationOptions.allowNonfinite

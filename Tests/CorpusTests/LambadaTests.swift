@@ -68,6 +68,9 @@ final class LambadaTests: XCTestCase {
         assertCorpusError(.emptyFile, mentions: ["empty.jsonl"]) { try LambadaDataset.load(path: empty) }
         let blank = try dir.write("blank.jsonl", "\n\n")
         assertCorpusError(.emptyFile) { try LambadaDataset.load(path: blank) }
+        // A blank text (no last word) names file and line instead of failing at a token position of -1.
+        let blankText = try dir.write("blank-text.jsonl", "{\"text\": \"a b\"}\n{\"text\": \"  \"}\n")
+        assertCorpusError(.missingField, line: 2, mentions: ["blank-text.jsonl:2", "blank"]) { try LambadaDataset.load(path: blankText) }
         let badUTF8 = try dir.write("utf8.jsonl", Array("{\"text\": \"a ".utf8) + [0xE2, 0x82] + Array("\"}\n".utf8))
         assertCorpusError(.invalidUTF8, line: 1, mentions: ["utf8.jsonl:1"]) { try LambadaDataset.load(path: badUTF8) }
         assertCorpusError(.io, mentions: ["/nonexistent/lambada.jsonl"]) { try LambadaDataset.load(path: "/nonexistent/lambada.jsonl") }

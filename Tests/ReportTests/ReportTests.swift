@@ -269,6 +269,8 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(attention.contains("% outside</text>"), "late steps spill past R")
         // Log colour scale of fractions, with decade ticks; empty bins are white.
         XCTAssertTrue(attention.contains(">fraction of elements</text>") && attention.contains("(log; white = 0)"))
+        // metrics.csv's hist_bin_NN are counts: the page says so next to the fractions it draws.
+        XCTAssertTrue(html.contains("hist_bin_NN are element counts"))
         XCTAssertTrue(attention.contains(">1</text>") || attention.contains(">0.1</text>"))
         XCTAssertTrue(attention.contains(">0.001</text>"))
         XCTAssertTrue(attention.contains("fill=\"#fff\""))
@@ -317,6 +319,29 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(written.lastPathComponent, "report.html")
         let html = try String(contentsOf: written, encoding: .utf8)
         XCTAssertTrue(html.contains("layer 1") && !html.contains("layer 2"))
+    }
+
+    /// A damaged run.json is refused naming the file and what is wrong (not Foundation's
+    /// "NSCocoaErrorDomain Code=259"); a missing one is fine.
+    func testGarbageRunJSONNamesTheFileAndTheProblem() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try MetricsCSV.write(Self.syntheticRows(layers: 2), to: directory.appendingPathComponent("metrics.csv"))
+        let run = directory.appendingPathComponent("run.json")
+        for (bytes, expected) in [(Data([0x7B, 0xFF, 0xFE, 0x7D]), "not UTF-8 text (first invalid byte at offset 1)"),
+                                  (Data("{\"suite\": ".utf8), "not valid JSON: the JSON ends before it is complete"),
+                                  (Data("{\"suite\" 5}".utf8), "not valid JSON: invalid JSON value at byte"),
+                                  (Data("[1, 2]".utf8), "not a JSON object")] {
+            try bytes.write(to: run)
+            XCTAssertThrowsError(try HTMLReport.generate(results: directory)) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains(run.path) && text.contains(expected), text)
+                XCTAssertFalse(text.contains("NSCocoaErrorDomain"), text)
+            }
+        }
+        try FileManager.default.removeItem(at: run)
+        XCTAssertNoThrow(try HTMLReport.generate(results: directory))
     }
 
     /// Not a screenshot test: with NEOXPROBE_REPORT_DIR set, leaves a synthetic metrics.csv and its

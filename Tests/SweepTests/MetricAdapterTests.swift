@@ -20,6 +20,13 @@ final class MetricAdapterTests: XCTestCase {
         XCTAssertEqual(byName["top2_dim"], 2)
         XCTAssertNil(byName["top3_dim"])
         XCTAssertTrue(rows.allSatisfy { $0.step == 64 && $0.layer == 2 && $0.site == "resid_post" })
+        XCTAssertNil(byName["argmax_sequence"], "no sequence length, no (sequence, position)")
+        // With T = 5 the flat index 12 is sequence 2, position 2.
+        let located = Dictionary(stats.metricRows(step: 64, layer: 2, site: "resid_post", topK: 2, sequenceLength: 5).map { ($0.metric, $0.value) },
+                                 uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(located["argmax_token"], 12)
+        XCTAssertEqual(located["argmax_sequence"], 2)
+        XCTAssertEqual(located["argmax_position"], 2)
     }
 
     func testUndefinedKurtosisIsOmitted() {

@@ -46,18 +46,28 @@ public enum CommandRunner {
     }
 
     /// Runs `neoxprobe arguments…` (or another `executable`) to completion in the repository root (or `directory`).
+    /// `input`, when given, is fed to its standard input (else it reads an empty one).
     public static func run(_ arguments: [String], executable name: String = "neoxprobe",
-                           in directory: URL = RepositoryPaths.root, environment: [String: String] = [:]) throws -> Outcome {
+                           in directory: URL = RepositoryPaths.root, environment: [String: String] = [:],
+                           input: Data? = nil) throws -> Outcome {
         let process = Process()
         process.executableURL = try executable(name)
         process.arguments = arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = directory
-        process.standardInput = FileHandle.nullDevice
+        let inputPipe = input.map { _ in Pipe() }
+        process.standardInput = inputPipe ?? FileHandle.nullDevice
         let output = Pipe(), errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         try process.run()
+        if let input, let inputPipe {
+            let writer = inputPipe.fileHandleForWriting
+            Thread.detachNewThread {
+                writer.write(input)
+                try? writer.close()
+            }
+        }
         // Drain stderr on another thread so neither pipe can fill up and block the child.
         let errorText = Drained(errors.fileHandleForReading)
         let outputData = output.fileHandleForReading.readDataToEndOfFile()

@@ -1,0 +1,1 @@
+../../../Sources/neoxprobe/TokenFile.swift
