@@ -16,14 +16,15 @@ final class SweepLoader: @unchecked Sendable {
     /// Written once on the background thread before `group.leave()`, read after `group.wait()`.
     private var result: Result<Loaded, any Error>?
 
-    init(directory: URL, loadModel: Bool, loadUnembedding: Bool, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?) {
+    init(directory: URL, loadModel: Bool, loadUnembedding: Bool, activation: MLPActivation?, allowNonFinite: Bool,
+         residency: WeightResidency?, knownHash: String?) {
         group.enter()
         Thread.detachNewThread { [self] in
             result = Result {
                 let checkpoint = try Checkpoint(directory: directory)
                 let hash = knownHash ?? ContentHasher.digest(of: checkpoint)
                 let model = loadModel ? try NeoXModel(checkpoint: checkpoint, activation: activation, loadUnembedding: loadUnembedding,
-                                                         allowNonFinite: allowNonFinite) : nil
+                                                         allowNonFinite: allowNonFinite, residency: residency) : nil
                 return Loaded(checkpoint: checkpoint, model: model, hash: hash)
             }
             group.leave()
@@ -31,9 +32,9 @@ final class SweepLoader: @unchecked Sendable {
     }
 
     /// Starts loading what `job` needs; a hash already recorded in the results is not recomputed.
-    convenience init(job: SweepJob, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?) {
+    convenience init(job: SweepJob, activation: MLPActivation?, allowNonFinite: Bool, residency: WeightResidency?, knownHash: String?) {
         self.init(directory: job.checkpoint.directory, loadModel: job.needsModel, loadUnembedding: job.needsUnembedding,
-                  activation: activation, allowNonFinite: allowNonFinite, knownHash: knownHash)
+                  activation: activation, allowNonFinite: allowNonFinite, residency: residency, knownHash: knownHash)
     }
 
     func wait() throws -> Loaded {

@@ -27,6 +27,8 @@ struct SweepPlan {
     let results: SweepResults
     let sites: [MeasuredSite]
     let referenceActivations: ReferenceActivations
+    /// How CKA gets the reference's activations, with the disk and memory of each way (nil without CKA work).
+    let ckaPlan: SweepCKAPlan?
     /// Checkpoints to load, in order (the CKA reference first when CKA has work).
     let jobs: [SweepJob]
     /// Checkpoints of the selection with nothing left to do.
@@ -65,8 +67,14 @@ struct SweepPlan {
         try SweepResults.check(results.directory, canonical: canonical, fingerprint: fingerprint)
         let cacheShape = SweepReferenceCache.Descriptor(fingerprint: fingerprint, referenceStep: referenceStep, checkpointHash: "",
                                                         tokenCount: inputs.tokenCount, dimension: config.hiddenSize, hooks: sites.map(\.hook.name))
+        let results = self.results, sequenceLength = inputs.sequences.first?.count ?? 0
+        let ckaCheckpoints = selected.filter { !results.hasFile(step: $0.step, probe: .cka) }.count
+        ckaPlan = options.probes.contains(.cka) && ckaCheckpoints > 0
+            ? SweepCKAPlan(config: config, sites: sites.count, tokenCount: inputs.tokenCount,
+                           sequenceLength: sequenceLength, tokensPerBatch: options.tokensPerBatch,
+                           checkpoints: ckaCheckpoints, options: options, results: options.output) : nil
         referenceActivations = try ReferenceActivations.find(probes: probes, selected: selected, reference: referenceCheckpoint,
-                                                             results: results, unhashed: cacheShape)
+                                                             results: results, unhashed: cacheShape, path: ckaPlan?.path ?? .cache)
         (jobs, skipped) = SweepJob.schedule(options: options, selected: selected, reference: referenceCheckpoint,
                                             referenceActivations: referenceActivations, results: results)
     }
