@@ -83,8 +83,8 @@ final class BlockSlot: @unchecked Sendable {
     }
 }
 
-/// Free block buffers by shape, at most two of each kept (a sweep's reference and current model
-/// take turns with the same pair).
+/// Free block buffers by shape, at most four of each kept (a pass's two, and two more for a
+/// second model running at the same time: a sweep's CKA reference recomputed in lockstep).
 final class BlockSlotPool: @unchecked Sendable {
     static let shared = BlockSlotPool()
     private let lock = NSLock()
@@ -101,7 +101,7 @@ final class BlockSlotPool: @unchecked Sendable {
     func give(_ slot: BlockSlot) {
         lock.lock()
         defer { lock.unlock() }
-        if free[slot.shape, default: []].count < 2 { free[slot.shape, default: []].append(slot) }
+        if free[slot.shape, default: []].count < 4 { free[slot.shape, default: []].append(slot) }
     }
 
     /// Drops every pooled buffer (tests measuring memory; a program done with a large model).

@@ -48,8 +48,10 @@ struct SweepCKAPlan: Sendable {
         let passPlan = try? ForwardPlan(config: config, hooks: [])
         let working = passPlan.map { NeoXModel.workingBytes(config: config, plan: $0, batch: B, length: T, observed: true) } ?? 0
         let accumulators = Self.accumulatorBytes(dimension: config.hiddenSize, sites: sites, allTokensInOnePass: tokenCount <= B * T)
-        // Current model + the next one loading (page cache when streamed, a second fp32 model when resident).
-        let models = residency == .resident ? 2 * weights : weights + WeightMemory(config: config, residency: .streamed, unembedding: unembedding).total
+        // Current model + the next one loading: a second fp32 model when resident; when streamed only
+        // its fp32 unembedding (block buffers are pooled and shared, its tensors are page cache).
+        let next = residency == .resident ? weights : WeightMemory(config: config, residency: .streamed, unembedding: unembedding).unembedding
+        let models = weights + next
         memoryCached = models + working + accumulators
         memoryRecompute = memoryCached + referenceWeights + working + Double(B * T * config.hiddenSize * 4)
         if let cacheBytes, cacheBytes <= budget, freeDisk.map({ cacheBytes <= $0 / 2 }) ?? true {

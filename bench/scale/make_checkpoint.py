@@ -25,7 +25,7 @@ TABLE = os.path.join(HERE, "..", "..", "Tests", "Fixtures", "pythia-suite-config
 def config_for(size):
     table = json.load(open(TABLE))
     fields = dict(table["common"])
-    fields.update(table["sizes"][size])
+    fields.update({k: v for k, v in table["sizes"][size].items() if k != "parameters"})
     fields["torch_dtype"] = "float16"
     return GPTNeoXConfig(**{k: v for k, v in fields.items() if k != "architectures"}), fields
 
