@@ -69,7 +69,7 @@ public struct BatchScorer: Sendable {
 
     /// `tokensPerBatch` defaults to what keeps the forward pass's working buffers near 64 MiB
     /// (they need about (8·d + ff) floats per token).
-    public init(model: NeoXModel, tokensPerBatch: Int? = nil, rowsPerChunk: Int = 64) {
+    public init(model: NeoXModel, tokensPerBatch: Int? = nil, rowsPerChunk: Int = 128) {
         self.model = model
         let perToken = 4 * (8 * model.config.hiddenSize + model.config.intermediateSize)
         self.tokensPerBatch = max(1, tokensPerBatch ?? (64 << 20) / perToken)
@@ -96,7 +96,7 @@ public struct BatchScorer: Sendable {
             .sorted { (jobs[$0].tokens.count, $1) > (jobs[$1].tokens.count, $0) }
         var start = 0
         while start < order.count {
-            let length = jobs[order[start]].tokens.count
+            let length = model.batchInvariantLength(jobs[order[start]].tokens.count)
             let batchSize = max(1, tokensPerBatch / length)
             let batch = Array(order[start..<min(order.count, start + batchSize)])
             let scores = try scoreBatch(batch.map { jobs[$0] }, paddedLength: length)
@@ -140,7 +140,7 @@ public enum VocabularyScorer {
     ///   - rows: which of the N rows to score; `targets[i]` is row `rows[i]`'s target id.
     /// - Returns: one score per requested row, in order.
     public static func score(model: NeoXModel, normalized: UnsafeBufferPointer<Float>, rows: [Int],
-                             targets: [Int32], rowsPerChunk: Int = 64) throws -> [TokenScore] {
+                             targets: [Int32], rowsPerChunk: Int = 128) throws -> [TokenScore] {
         precondition(rows.count == targets.count)
         let d = model.config.hiddenSize, V = model.config.vocabSize
         let chunk = max(1, min(rowsPerChunk, rows.count))

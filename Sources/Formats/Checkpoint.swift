@@ -97,7 +97,23 @@ public final class Checkpoint: Sendable {
         guard entry.shape == shape else {
             throw FormatError(.shapeMismatch, "tensor '\(name)' has shape \(entry.shape), expected \(shape) from config.json", file: entry.file.url)
         }
+        defer { entry.releasePages() }
         return try entry.float32()
+    }
+
+    /// The entry `name` after checking it exists, has exactly `shape` and a floating-point dtype
+    /// (for weights read later, block by block, instead of now).
+    public func entry(_ name: String, shape: [Int]) throws -> TensorEntry {
+        guard let entry = entries[name] else {
+            throw FormatError(.missingTensor, "missing tensor '\(name)' (layout: \(layout))", file: directory)
+        }
+        guard entry.shape == shape else {
+            throw FormatError(.shapeMismatch, "tensor '\(name)' has shape \(entry.shape), expected \(shape) from config.json", file: entry.file.url)
+        }
+        guard entry.dtype.isFloatingPoint else {
+            throw FormatError(.unsupported, "tensor '\(name)' has dtype \(entry.dtype.rawValue), expected a floating-point type", file: entry.file.url)
+        }
+        return entry
     }
 
     /// `weight_map` of a sharded checkpoint's index: shard file name → tensor names it must hold.

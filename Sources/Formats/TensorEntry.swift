@@ -26,9 +26,24 @@ public struct TensorEntry: Sendable {
         try file.withUnsafeBytes(offset: offset, length: byteCount, body)
     }
 
-    /// Elements that are NaN or ±inf, as stored.
+    /// Elements that are NaN or ±inf, as stored (the pages read are released afterwards).
     public func nonFiniteCount() -> Int {
-        withUnsafeBytes { bytes in bytes.baseAddress.map { dtype.nonFiniteCount($0, count: elementCount) } ?? 0 }
+        defer { releasePages() }
+        return withUnsafeBytes { bytes in bytes.baseAddress.map { dtype.nonFiniteCount($0, count: elementCount) } ?? 0 }
+    }
+
+    /// Drops the tensor's pages from this process's resident memory (they stay in the page cache).
+    public func releasePages() { file.releasePages(offset: offset, length: byteCount) }
+
+    /// Starts reading the tensor's pages from disk in the background.
+    public func prefetch() { file.prefetch(offset: offset, length: byteCount) }
+
+    /// Widens the tensor into `destination` (`elementCount` floats), then releases its pages.
+    public func widen(into destination: UnsafeMutablePointer<Float>) {
+        let count = elementCount
+        guard count > 0 else { return }
+        withUnsafeBytes { bytes in dtype.widen(bytes.baseAddress!, count: count, into: destination) }
+        releasePages()
     }
 
     /// The tensor widened to fp32.

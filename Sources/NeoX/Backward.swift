@@ -117,8 +117,9 @@ extension NeoXModel {
         // MARK: Forward, writing the tape
 
         for b in 0..<B { for t in 0..<T { weights.embedding.copyRow(Int(tokens[b][t]), into: x + (b * T + t) * d) } }
+        let forwardBlocks = BlockStream(weights: weights, order: Array(0..<layerCount))
         for L in 0..<layerCount {
-            let w = weights.layers[L], taped = L >= first
+            let w = try forwardBlocks.next(), taped = L >= first
             if taped { tapeInput(L).update(from: x, count: N * d) }
             let q = taped ? tapeQKV(L) : qkv, o = taped ? tapeHeads(L) : heads, up = taped ? tapeUp(L) : hidden
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln1Weight, bias: w.ln1Bias, eps: eps, into: ln)
@@ -229,8 +230,10 @@ extension NeoXModel {
         // MARK: Blocks, last to first
 
         let dQKV = qkv, dHeads = attnOut, dLN = mlpOut
+        forwardBlocks.finish()   // its two buffers serve the backward
+        let backwardBlocks = BlockStream(weights: weights, order: Array(stride(from: layerCount - 1, through: first, by: -1)))
         for L in stride(from: layerCount - 1, through: first, by: -1) {
-            let w = weights.layers[L], prefix = "gpt_neox.layers.\(L)."
+            let w = try backwardBlocks.next(), prefix = "gpt_neox.layers.\(L)."
             func wants(_ suffix: String) -> Bool { wanted.contains(prefix + suffix) }
             grads.zero()
             try emit(.residPost(L), gradient)

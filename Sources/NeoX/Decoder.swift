@@ -126,8 +126,9 @@ public final class Decoder {
             }
         }
         let eps = Float(cfg.layerNormEps)
+        let blocks = BlockStream(weights: weights, order: Array(0..<cfg.numLayers))
         for L in 0..<cfg.numLayers {
-            let w = weights.layers[L]
+            let w = try blocks.next()
             try emit(.residPre(L), x, count: N * d)
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln1Weight, bias: w.ln1Bias, eps: eps, into: ln)
             Self.project(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv)

@@ -36,11 +36,12 @@ public final class NeoXModel: Sendable {
     ///   - layers: load only blocks `0..<layers` (for probes that never look deeper).
     ///   - loadUnembedding: false skips `embed_out` (no logits possible, saves V·d floats).
     ///   - allowNonFinite: load weights holding NaN or ±inf instead of refusing them.
+    ///   - residency: blocks fp32-resident or streamed from the memory map (nil: by size, `WeightResidency.automatic`).
     public init(checkpoint: Checkpoint, activation: MLPActivation? = nil, layers: Int? = nil,
-                loadUnembedding: Bool = true, allowNonFinite: Bool = false) throws {
+                loadUnembedding: Bool = true, allowNonFinite: Bool = false, residency: WeightResidency? = nil) throws {
         config = checkpoint.config
         weights = try NeoXWeights(checkpoint: checkpoint, layers: layers, loadUnembedding: loadUnembedding,
-                                  allowNonFinite: allowNonFinite)
+                                  allowNonFinite: allowNonFinite, residency: residency)
         self.activation = activation ?? checkpoint.config.activation
         rotary = RotaryTable(dims: config.rotaryDims, positions: config.maxPositionEmbeddings, base: config.rotaryBase)
         directory = checkpoint.directory
@@ -49,20 +50,20 @@ public final class NeoXModel: Sendable {
 
     /// Loads only what `plan` needs: its blocks, and the unembedding if it computes logits.
     public convenience init(checkpoint: Checkpoint, plan: ForwardPlan, activation: MLPActivation? = nil,
-                            allowNonFinite: Bool = false) throws {
+                            allowNonFinite: Bool = false, residency: WeightResidency? = nil) throws {
         try self.init(checkpoint: checkpoint, activation: activation, layers: plan.layers,
-                      loadUnembedding: plan.needsUnembedding, allowNonFinite: allowNonFinite)
+                      loadUnembedding: plan.needsUnembedding, allowNonFinite: allowNonFinite, residency: residency)
     }
 
     /// Opens the checkpoint in `directory` (any layout `Checkpoint` reads) and loads it.
     public convenience init(directory: URL, activation: MLPActivation? = nil, layers: Int? = nil,
-                            loadUnembedding: Bool = true, allowNonFinite: Bool = false) throws {
+                            loadUnembedding: Bool = true, allowNonFinite: Bool = false, residency: WeightResidency? = nil) throws {
         try self.init(checkpoint: Checkpoint(directory: directory), activation: activation,
-                      layers: layers, loadUnembedding: loadUnembedding, allowNonFinite: allowNonFinite)
+                      layers: layers, loadUnembedding: loadUnembedding, allowNonFinite: allowNonFinite, residency: residency)
     }
 
     /// Number of blocks whose weights are loaded.
-    public var loadedLayers: Int { weights.layers.count }
+    public var loadedLayers: Int { weights.blockCount }
     public var hasUnembedding: Bool { weights.unembedding != nil }
 
     /// Every hook this model can emit given what was loaded, in production order.
@@ -135,18 +136,7 @@ public final class NeoXModel: Sendable {
     /// activations (unless an observer streams them) and the logits. Stated so a caller can size
     /// batches; `forward` refuses a pass that would not fit in the machine's memory.
     public func workingBytes(plan: ForwardPlan, batch B: Int, length T: Int, observed: Bool = false) -> Double {
-        let N = Double(B) * Double(T), d = Double(config.hiddenSize), ff = Double(config.intermediateSize)
-        let V = Double(config.vocabSize), H = Double(config.numHeads)
-        var floats = N * (8 * d + ff)                                        // x, ln, qkv(3d), heads, attnOut, mlpOut, hidden
-        func size(_ point: HookPoint) -> Double { point.shape(config: config, batch: B, length: T).reduce(1.0) { $0 * Double($1) } }
-        if !observed { floats += plan.hooks.filter { $0 != .logits }.reduce(0) { $0 + size($1) } }
-        let sites = Set(plan.hooks.compactMap { point -> BlockHook? in if case .block(_, let site) = point { return site } else { return nil } })
-        if sites.contains(.attnScores) || sites.contains(.pattern) { floats += Double(B) * H * Double(T) * Double(T) }   // one block's matrices
-        if sites.contains(.result) { floats += N * H * d }
-        if !sites.isDisjoint(with: [.q, .k, .v, .rotQ, .rotK]) { floats += N * d }
-        if plan.hooks.contains(.logits) || plan.logits == .all { floats += N * V * (observed ? 1 : 2) }
-        if case .positions(let lists) = plan.logits { floats += Double(lists.reduce(0) { $0 + $1.count }) * (V + d) }
-        return floats * Double(MemoryLayout<Float>.size)
+        Self.workingBytes(config: config, plan: plan, batch: B, length: T, observed: observed)
     }
 
     /// Checks that the loaded weights can carry out `plan` on a batch of B sequences of T tokens.
@@ -257,8 +247,9 @@ public final class NeoXModel: Sendable {
             for row in 0..<N { for h in 0..<H { (qkv + row * 3 * d + h * 3 * dh + part * dh).update(from: headView + (row * H + h) * dh, count: dh) } }
         }
 
+        let stream = BlockStream(weights: weights, order: Array(blocks))
         for L in blocks {
-            let w = weights.layers[L]
+            let w = try stream.next()
             try hook(.residPre(L), x)
 
             // Attention: ln1 → fused QKV → rotary → causal softmax(q·kᵀ/√dh)·v → dense.

@@ -6,31 +6,59 @@ import Foundation
 /// the caller owns; none allocates except where stated.
 enum Kernels {
     /// `y[rows, out] = x[rows, in] · Wᵀ (+ b)` with `W` in `nn.Linear`'s `[out, in]` layout.
-    /// Split across `workers` threads by rows (or, for a few rows, by output features), one
-    /// single-threaded `cblas_sgemm` per slice; call inside `withEngineThreads`.
+    ///
+    /// Batch-invariant: every row's result is bit-identical whatever the other rows of the call
+    /// (a sequence alone or in any batch). OpenBLAS picks its kernel, and so the summation order,
+    /// by the product's shape (a small-matrix kernel below about 10⁶ multiply-adds, K blocked
+    /// differently from the packed one), so every `cblas_sgemm` here has one shape per weight:
+    /// `linearTileRows` rows (a last, partial tile is zero-padded into scratch) by a column slice
+    /// fixed by `outFeatures` alone. Tiles × slices are handed out dynamically across `workers`
+    /// threads, so a core slowed by other processes does not hold the product back; call inside
+    /// `withEngineThreads`.
     static func linear(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outFeatures: Int,
                        into y: UnsafeMutablePointer<Float>, workers: Int = Kernels.workers) {
-        // Several slices per core, handed out dynamically, so a core slowed by other processes
-        // does not hold the whole product back; slices stay ≥ 64 rows (or 256 features) for sgemm.
-        let byRows = rows >= 64 * workers
-        let parts = max(1, min(4 * workers, byRows ? rows / 64 : outFeatures / 256))
+        guard rows > 0, outFeatures > 0 else { return }
+        let tile = linearTileRows
+        let columnParts = max(1, min(4 * workers, outFeatures / 256))
+        let tiles = (rows + tile - 1) / tile
         let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
-        parallel(parts) { part in
+        parallel(tiles * columnParts) { item in
             let x = xs.readOnly, weight = ws.readOnly, y = ys.base, bias = bs?.readOnly
-            let r = byRows ? slice(rows, parts: parts, part: part) : 0..<rows
-            let c = byRows ? 0..<outFeatures : slice(outFeatures, parts: parts, part: part)
-            guard !r.isEmpty, !c.isEmpty else { return }
+            let t = item / columnParts, c = slice(outFeatures, parts: columnParts, part: item % columnParts)
+            let first = t * tile, count = min(tile, rows - first)
+            guard !c.isEmpty else { return }
+            // A full tile reads and writes in place; a partial one goes through zero-padded scratch.
+            let padded = count < tile
+            let input = padded ? UnsafeMutablePointer<Float>.allocate(capacity: tile * inFeatures) : nil
+            let output = padded ? UnsafeMutablePointer<Float>.allocate(capacity: tile * c.count) : nil
+            defer { input?.deallocate(); output?.deallocate() }
+            if let input {
+                input.update(from: x + first * inFeatures, count: count * inFeatures)
+                (input + count * inFeatures).update(repeating: 0, count: (tile - count) * inFeatures)
+            }
+            let a = input.map { UnsafePointer($0) } ?? x + first * inFeatures
+            let out = output ?? y + first * outFeatures + c.lowerBound
+            let ldc = padded ? c.count : outFeatures
             var beta: Float = 0
             if let bias {
-                for row in r { (y + row * outFeatures + c.lowerBound).update(from: bias + c.lowerBound, count: c.count) }
+                for row in 0..<tile {
+                    (out + row * ldc).update(from: bias + c.lowerBound, count: c.count)
+                }
                 beta = 1
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(c.count), Int32(inFeatures),
-                        1, x + r.lowerBound * inFeatures, Int32(inFeatures), weight + c.lowerBound * inFeatures, Int32(inFeatures),
-                        beta, y + r.lowerBound * outFeatures + c.lowerBound, Int32(outFeatures))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tile), Int32(c.count), Int32(inFeatures),
+                        1, a, Int32(inFeatures), weight + c.lowerBound * inFeatures, Int32(inFeatures),
+                        beta, out, Int32(ldc))
+            if let output {
+                for row in 0..<count { (y + (first + row) * outFeatures + c.lowerBound).update(from: output + row * c.count, count: c.count) }
+            }
         }
     }
+
+    /// Rows of every `sgemm` `linear` issues (see there). 128 keeps the per-call re-packing of the
+    /// weight slice small next to the product and the padding of a last tile cheap.
+    static let linearTileRows = 128
 
     /// Threads the engine splits work across (the machine's active cores).
     static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)

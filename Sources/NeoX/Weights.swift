@@ -46,11 +46,18 @@ public struct NeoXWeights: Sendable {
     public let config: NeoXConfig
     /// `gpt_neox.embed_in.weight [V, d]`, memory-mapped.
     public let embedding: NeoXEmbeddingTable
-    /// Blocks 0..<layers.count (fewer than `config.numLayers` when loaded partially).
-    public let layers: [NeoXLayerWeights]
+    /// How the blocks are held (see `WeightResidency`).
+    public let residency: WeightResidency
+    /// Blocks loaded: 0..<blockCount (fewer than `config.numLayers` when loaded partially).
+    public let blockCount: Int
+    /// The fp32 blocks when resident (empty when streamed).
+    let residentBlocks: [NeoXLayerWeights]
+    /// The blocks' tensors in the memory map when streamed (empty when resident).
+    let streamedBlocks: [BlockTensors]
     public let finalNormWeight: [Float]    // gpt_neox.final_layer_norm.weight [d]
     public let finalNormBias: [Float]      // gpt_neox.final_layer_norm.bias [d]
     /// `embed_out.weight [V, d]` (or `embed_in` when tied); nil when loaded without the unembedding.
+    /// Always fp32-resident (V·d floats: 1 GB for pythia-12b).
     public let unembedding: [Float]?
     /// Tensors of the checkpoint this model never reads (for instance biases a config with
     /// `attention_bias: false` disables, or `embed_out` when `tie_word_embeddings` is set), so a
@@ -59,31 +66,57 @@ public struct NeoXWeights: Sendable {
     /// Whether NaN/±inf weights were accepted at load (then embedding rows are not checked either).
     public let allowsNonFinite: Bool
 
+    /// Every block in fp32. Resident: the blocks themselves; streamed: each widened anew (the
+    /// model's whole fp32 size; for inspection of small models, never on an engine path).
+    public var layers: [NeoXLayerWeights] {
+        residency == .resident ? residentBlocks : (0..<blockCount).map(widenedBlock)
+    }
+
+    /// Block `layer` in fp32 without the finite check (for views: `layers`, `attentionHeads`).
+    func widenedBlock(_ layer: Int) -> NeoXLayerWeights {
+        if residency == .resident { return residentBlocks[layer] }
+        var block = streamedBlocks[layer].allocate()
+        try? streamedBlocks[layer].widen(into: &block, checkFinite: false)   // cannot throw unchecked
+        return block
+    }
+
+    /// Block `layer` in fp32 (resident: the loaded block; streamed: widened now into fresh arrays).
+    public func block(_ layer: Int) throws -> NeoXLayerWeights {
+        precondition(layer >= 0 && layer < blockCount, "block \(layer) outside the \(blockCount) loaded")
+        if residency == .resident { return residentBlocks[layer] }
+        var block = streamedBlocks[layer].allocate()
+        try streamedBlocks[layer].widen(into: &block, checkFinite: !allowsNonFinite)
+        return block
+    }
+
     /// Reads the weights of blocks `0..<(layers ?? config.numLayers)`; `loadUnembedding: false`
     /// skips `embed_out` (saves V·d floats when no logits will be asked for). Weights holding NaN
     /// or ±inf are refused (`FormatError.Kind.nonFinite`, naming tensor and count) unless
-    /// `allowNonFinite` — a diverged checkpoint would otherwise turn every result into NaN.
-    public init(checkpoint: Checkpoint, layers: Int? = nil, loadUnembedding: Bool = true, allowNonFinite: Bool = false) throws {
+    /// `allowNonFinite` — a diverged checkpoint would otherwise turn every result into NaN. Streamed
+    /// blocks are checked as they are widened, so the error comes from the pass that first reads them.
+    /// `residency` nil: `WeightResidency.automatic` by size.
+    public init(checkpoint: Checkpoint, layers: Int? = nil, loadUnembedding: Bool = true, allowNonFinite: Bool = false,
+                residency: WeightResidency? = nil) throws {
         let config = checkpoint.config
         let count = layers ?? config.numLayers
         guard count >= 0, count <= config.numLayers else {
             throw NeoXError(.invalidRequest, "cannot load \(count) layers: the model in \(checkpoint.directory.path) has \(config.numLayers)")
         }
+        let residency = residency ?? WeightResidency.automatic(config: config, layers: count)
         let d = config.hiddenSize, ff = config.intermediateSize, V = config.vocabSize
         self.config = config
-        let used = Self.tensorNames(config: config, layers: count, unembedding: loadUnembedding)
+        self.residency = residency
+        blockCount = count
+        let used = Self.tensorNames(config: config, layers: residency == .resident ? count : 0, unembedding: loadUnembedding)
         allowsNonFinite = allowNonFinite
         if !allowNonFinite {
             // The embedding table stays memory-mapped and only the rows a batch uses are read, so
             // its rows are checked as they are gathered (`NeoXEmbeddingTable.copyRow`), not here:
             // scanning it would page the whole table in for rows no input may ever use.
-            for name in used where name != "gpt_neox.embed_in.weight" || (loadUnembedding && config.tieWordEmbeddings) {
+            for name in used.sorted() where name != "gpt_neox.embed_in.weight" || (loadUnembedding && config.tieWordEmbeddings) {
                 guard let entry = checkpoint.entries[name] else { continue }   // missing: reported by the load below
                 let bad = entry.nonFiniteCount()
-                if bad > 0 {
-                    throw FormatError(.nonFinite, "tensor '\(name)' holds \(bad) non-finite values (NaN or ±inf) of \(entry.elementCount): "
-                        + "a diverged or damaged checkpoint", file: entry.file.url)
-                }
+                if bad > 0 { throw BlockTensors.nonFinite(entry, count: bad) }
             }
         }
         let everything = Self.tensorNames(config: config, layers: config.numLayers, unembedding: true)
@@ -100,26 +133,20 @@ public struct NeoXWeights: Sendable {
         }
         embedding = NeoXEmbeddingTable(entry: embedEntry)
 
-        var blocks: [NeoXLayerWeights] = []
-        blocks.reserveCapacity(count)
-        for L in 0..<count {
-            let p = "gpt_neox.layers.\(L)."
-            func t(_ name: String, _ shape: [Int]) throws -> [Float] { try checkpoint.tensor(p + name, shape: shape) }
-            blocks.append(NeoXLayerWeights(
-                ln1Weight: try t("input_layernorm.weight", [d]),
-                ln1Bias: try t("input_layernorm.bias", [d]),
-                ln2Weight: try t("post_attention_layernorm.weight", [d]),
-                ln2Bias: try t("post_attention_layernorm.bias", [d]),
-                qkvWeight: try t("attention.query_key_value.weight", [3 * d, d]),
-                qkvBias: config.attentionBias ? try t("attention.query_key_value.bias", [3 * d]) : nil,
-                denseWeight: try t("attention.dense.weight", [d, d]),
-                denseBias: config.attentionBias ? try t("attention.dense.bias", [d]) : nil,
-                upWeight: try t("mlp.dense_h_to_4h.weight", [ff, d]),
-                upBias: try t("mlp.dense_h_to_4h.bias", [ff]),
-                downWeight: try t("mlp.dense_4h_to_h.weight", [d, ff]),
-                downBias: try t("mlp.dense_4h_to_h.bias", [d])))
+        var tensors: [BlockTensors] = []
+        tensors.reserveCapacity(count)
+        for L in 0..<count { tensors.append(try BlockTensors(checkpoint: checkpoint, layer: L)) }
+        if residency == .resident {
+            residentBlocks = try tensors.map { block in
+                var fp32 = block.allocate()
+                try block.widen(into: &fp32, checkFinite: false)   // checked above, from the stored bits
+                return fp32
+            }
+            streamedBlocks = []
+        } else {
+            residentBlocks = []
+            streamedBlocks = tensors
         }
-        self.layers = blocks
         finalNormWeight = try checkpoint.tensor("gpt_neox.final_layer_norm.weight", shape: [d])
         finalNormBias = try checkpoint.tensor("gpt_neox.final_layer_norm.bias", shape: [d])
         if loadUnembedding {
@@ -128,6 +155,86 @@ public struct NeoXWeights: Sendable {
         } else {
             unembedding = nil
         }
+        _ = ff
+    }
+}
+
+/// One block's tensors as the checkpoint stores them (memory-mapped, any float dtype), shapes
+/// checked at load; widened to fp32 on demand.
+struct BlockTensors: Sendable {
+    let ln1Weight, ln1Bias, ln2Weight, ln2Bias: TensorEntry
+    let qkvWeight: TensorEntry
+    let qkvBias: TensorEntry?
+    let denseWeight: TensorEntry
+    let denseBias: TensorEntry?
+    let upWeight, upBias, downWeight, downBias: TensorEntry
+
+    init(checkpoint: Checkpoint, layer L: Int) throws {
+        let config = checkpoint.config, d = config.hiddenSize, ff = config.intermediateSize
+        let p = "gpt_neox.layers.\(L)."
+        func t(_ name: String, _ shape: [Int]) throws -> TensorEntry { try checkpoint.entry(p + name, shape: shape) }
+        ln1Weight = try t("input_layernorm.weight", [d])
+        ln1Bias = try t("input_layernorm.bias", [d])
+        ln2Weight = try t("post_attention_layernorm.weight", [d])
+        ln2Bias = try t("post_attention_layernorm.bias", [d])
+        qkvWeight = try t("attention.query_key_value.weight", [3 * d, d])
+        qkvBias = config.attentionBias ? try t("attention.query_key_value.bias", [3 * d]) : nil
+        denseWeight = try t("attention.dense.weight", [d, d])
+        denseBias = config.attentionBias ? try t("attention.dense.bias", [d]) : nil
+        upWeight = try t("mlp.dense_h_to_4h.weight", [ff, d])
+        upBias = try t("mlp.dense_h_to_4h.bias", [ff])
+        downWeight = try t("mlp.dense_4h_to_h.weight", [d, ff])
+        downBias = try t("mlp.dense_4h_to_h.bias", [d])
+    }
+
+    private var all: [TensorEntry] {
+        [ln1Weight, ln1Bias, ln2Weight, ln2Bias, qkvWeight] + (qkvBias.map { [$0] } ?? []) + [denseWeight]
+            + (denseBias.map { [$0] } ?? []) + [upWeight, upBias, downWeight, downBias]
+    }
+
+    /// Fresh fp32 arrays of this block's shapes (zeros).
+    func allocate() -> NeoXLayerWeights {
+        func z(_ e: TensorEntry) -> [Float] { [Float](repeating: 0, count: e.elementCount) }
+        return NeoXLayerWeights(ln1Weight: z(ln1Weight), ln1Bias: z(ln1Bias), ln2Weight: z(ln2Weight), ln2Bias: z(ln2Bias),
+                                qkvWeight: z(qkvWeight), qkvBias: qkvBias.map(z), denseWeight: z(denseWeight),
+                                denseBias: denseBias.map(z), upWeight: z(upWeight), upBias: z(upBias),
+                                downWeight: z(downWeight), downBias: z(downBias))
+    }
+
+    /// Asks the kernel to read this block's pages from disk ahead of `widen`.
+    func prefetch() { for entry in all { entry.prefetch() } }
+
+    /// Widens every tensor into `block`'s arrays in place (their storage is reused when uniquely
+    /// held) and releases the mapped pages; with `checkFinite`, refuses NaN/±inf as the load does.
+    func widen(into block: inout NeoXLayerWeights, checkFinite: Bool) throws {
+        func one(_ entry: TensorEntry, _ array: inout [Float]) throws {
+            precondition(array.count == entry.elementCount, "block buffer for '\(entry.name)' has the wrong size")
+            try array.withUnsafeMutableBufferPointer { buffer in
+                entry.widen(into: buffer.baseAddress!)
+                if checkFinite {
+                    var bad = 0
+                    for v in buffer where !v.isFinite { bad += 1 }
+                    if bad > 0 { throw Self.nonFinite(entry, count: bad) }
+                }
+            }
+        }
+        try one(ln1Weight, &block.ln1Weight)
+        try one(ln1Bias, &block.ln1Bias)
+        try one(ln2Weight, &block.ln2Weight)
+        try one(ln2Bias, &block.ln2Bias)
+        try one(qkvWeight, &block.qkvWeight)
+        if let qkvBias { try one(qkvBias, &block.qkvBias!) }
+        try one(denseWeight, &block.denseWeight)
+        if let denseBias { try one(denseBias, &block.denseBias!) }
+        try one(upWeight, &block.upWeight)
+        try one(upBias, &block.upBias)
+        try one(downWeight, &block.downWeight)
+        try one(downBias, &block.downBias)
+    }
+
+    static func nonFinite(_ entry: TensorEntry, count bad: Int) -> FormatError {
+        FormatError(.nonFinite, "tensor '\(entry.name)' holds \(bad) non-finite values (NaN or ±inf) of \(entry.elementCount): "
+            + "a diverged or damaged checkpoint", file: entry.file.url)
     }
 }
 
@@ -216,6 +323,6 @@ public struct AttentionHeadWeights: Sendable {
 extension NeoXWeights {
     /// Per-head views of block `layer`'s attention.
     public func attentionHeads(layer: Int) -> AttentionHeadWeights {
-        AttentionHeadWeights(layer: layers[layer], config: config)
+        AttentionHeadWeights(layer: widenedBlock(layer), config: config)
     }
 }

@@ -83,6 +83,7 @@ public struct ContentHasher: Sendable {
             hasher.combine(entry.shape.count)
             for extent in entry.shape { hasher.combine(extent) }
             entry.withUnsafeBytes { hasher.combine(bytes: $0) }
+            entry.releasePages()   // hashed once: page cache, not this process's resident memory
         }
         return hasher.hexDigest
     }

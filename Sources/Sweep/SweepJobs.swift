@@ -63,14 +63,18 @@ enum ReferenceActivations {
     case cached(SweepReferenceCache)
     /// Missing, incomplete or stale: the reference's job writes a cache matching this descriptor.
     case toBuild(SweepReferenceCache.Descriptor)
+    /// Over the cache budget: the reference model runs next to each checkpoint; nothing is written.
+    case recompute
 
     var mustBeBuilt: Bool { if case .toBuild = self { return true } else { return false } }
 
     /// Looks for the cache `unhashed` describes (all but the reference checkpoint's content hash,
     /// which is taken from its record, or computed, only when CKA has work).
     static func find(probes: Set<SweepProbe>, selected: [SweepCheckpoint], reference: SweepCheckpoint,
-                     results: SweepResults, unhashed: SweepReferenceCache.Descriptor, options: SweepOptions) throws -> ReferenceActivations {
+                     results: SweepResults, unhashed: SweepReferenceCache.Descriptor, options: SweepOptions,
+                     path: SweepCKAPlan.Path) throws -> ReferenceActivations {
         guard probes.contains(.cka), selected.contains(where: { !results.hasFile(step: $0.step, probe: .cka) }) else { return .notNeeded }
+        if path == .recompute { return .recompute }
         var descriptor = unhashed
         if !unhashed.checkpointHash.isEmpty {
             descriptor.checkpointHash = unhashed.checkpointHash  // the plan hashed it already

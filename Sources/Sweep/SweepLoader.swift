@@ -16,8 +16,8 @@ final class SweepLoader: @unchecked Sendable {
     /// Written once on the background thread before `group.leave()`, read after `group.wait()`.
     private var result: Result<Loaded, any Error>?
 
-    init(directory: URL, loadModel: Bool, loadUnembedding: Bool, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?,
-         prepare: (@Sendable () throws -> Void)? = nil) {
+    init(directory: URL, loadModel: Bool, loadUnembedding: Bool, activation: MLPActivation?, allowNonFinite: Bool,
+         residency: WeightResidency?, knownHash: String?, prepare: (@Sendable () throws -> Void)? = nil) {
         group.enter()
         Thread.detachNewThread { [self] in
             result = Result {
@@ -25,7 +25,7 @@ final class SweepLoader: @unchecked Sendable {
                 let checkpoint = try Checkpoint(directory: directory)
                 let hash = knownHash ?? ContentHasher.digest(of: checkpoint)
                 let model = loadModel ? try NeoXModel(checkpoint: checkpoint, activation: activation, loadUnembedding: loadUnembedding,
-                                                         allowNonFinite: allowNonFinite) : nil
+                                                         allowNonFinite: allowNonFinite, residency: residency) : nil
                 return Loaded(checkpoint: checkpoint, model: model, hash: hash)
             }
             group.leave()
@@ -34,13 +34,13 @@ final class SweepLoader: @unchecked Sendable {
 
     /// Starts loading what `job` needs; a hash already recorded in the results is not recomputed.
     /// `source` (a `sweep --fetch`) first makes the checkpoint's files present, on the same thread.
-    convenience init(job: SweepJob, activation: MLPActivation?, allowNonFinite: Bool, knownHash: String?,
+    convenience init(job: SweepJob, activation: MLPActivation?, allowNonFinite: Bool, residency: WeightResidency?, knownHash: String?,
                      source: (any SweepCheckpointSource)? = nil) {
         let checkpoint = job.checkpoint
         var prepare: (@Sendable () throws -> Void)?
         if let source { prepare = { try source.prepare(checkpoint) } }
         self.init(directory: job.checkpoint.directory, loadModel: job.needsModel, loadUnembedding: job.needsUnembedding,
-                  activation: activation, allowNonFinite: allowNonFinite, knownHash: knownHash, prepare: prepare)
+                  activation: activation, allowNonFinite: allowNonFinite, residency: residency, knownHash: knownHash, prepare: prepare)
     }
 
     func wait() throws -> Loaded {

@@ -1,6 +1,7 @@
 import Dispatch
 import Evaluation
 import Formats
+import NeoX
 import Results
 
 /// Measures the checkpoints of a plan, one stage at a time, each returning the rows of the probes
@@ -10,6 +11,8 @@ import Results
 struct SweepMeasurer {
     let plan: SweepPlan
     private var referenceCache: SweepReferenceCache?
+    /// The CKA reference model, when its activations are recomputed next to each checkpoint.
+    private var referenceModel: NeoXModel?
     private var weightsReference: Checkpoint?
     /// Holds the previous checkpoint's gradients (for `cosine_previous`).
     private let gradientProbe = GradientProbe()
@@ -28,19 +31,34 @@ struct SweepMeasurer {
         guard !probes.isEmpty || job.writesReferenceCache else { return [:] }
         guard let model = loaded.model else { throw SweepError(.internal, "internal: step \(job.step) needs a model but none was loaded") }
         var writer: SweepReferenceCache.Writer? = nil
+        var reference: ReferenceRows? = nil
         if job.writesReferenceCache {
             guard case .toBuild(let descriptor) = plan.referenceActivations else {
                 throw SweepError(.internal, "internal: step \(job.step) is to write reference activations the plan does not ask for")
             }
             writer = try SweepReferenceCache.Writer(directory: plan.results.referenceDirectory, descriptor: descriptor)
-        } else if probes.contains(.cka) && referenceCache == nil {
-            throw SweepError(.internal, "internal: CKA reference activations are missing")
+            reference = .writing(writer!)
+        } else if probes.contains(.cka) {
+            if job.step == plan.referenceStep {
+                reference = .itself
+            } else if case .recompute = plan.referenceActivations {
+                if referenceModel == nil {
+                    referenceModel = try NeoXModel(checkpoint: Checkpoint(directory: plan.referenceCheckpoint.directory),
+                                                   activation: plan.options.activation, loadUnembedding: false,
+                                                   allowNonFinite: plan.options.allowNonFinite, residency: plan.options.residency)
+                }
+                reference = .model(referenceModel!)
+            } else if let referenceCache {
+                reference = .cache(referenceCache)
+            } else {
+                throw SweepError(.internal, "internal: CKA reference activations are missing")
+            }
         }
         var measurement = ActivationMeasurement(model: model, step: job.step, sites: plan.sites, probes: probes,
                                                 ckaMinibatch: plan.options.ckaMinibatch, topK: plan.options.topK)
         let start = DispatchTime.now()
         let totalTokens = plan.tokenCount
-        try measurement.run(sequences: plan.sequences, tokensPerBatch: plan.options.tokensPerBatch, cache: referenceCache, writer: writer) { tokens in
+        try measurement.run(sequences: plan.sequences, tokensPerBatch: plan.options.tokensPerBatch, reference: reference) { tokens in
             progress.forward(tokens: tokens, of: totalTokens, since: start)
         }
         if let writer { referenceCache = try writer.finish() }

@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import NeoX
 
 /// Everything a sweep is asked to do. Paths are taken as given: the library assumes no location
 /// of its own (no default data files), so a front end passes its defaults explicitly.
@@ -42,6 +43,13 @@ public struct SweepOptions: Sendable {
     public var analysis = AnalysisOptions()
     /// Tokens per forward pass (bounds activation memory; rounded down to whole sequences).
     public var tokensPerBatch: Int = 8192
+    /// How the checkpoints' block weights are held (nil: `WeightResidency.automatic` by size).
+    public var residency: WeightResidency?
+    /// Most bytes the CKA reference activation cache may take on disk. A cache that would be
+    /// larger is never written: the reference's activations are recomputed next to each checkpoint.
+    public var cacheBudget: Int = 4 << 30
+    /// Keep the CKA reference activation cache after the sweep completes (default: removed).
+    public var keepCache = false
     /// Written into run.json.
     public var toolVersion: String = "unknown"
     /// Redraw a progress bar (nil: when standard error is a terminal).
@@ -96,5 +104,6 @@ public struct SweepOptions: Sendable {
         case shard
         /// The analysis probes' sizes (`AnalysisOptions`).
         case histogramBins, correlationTokens, svdDirections, svdTokens
+        case cacheBudget
     }
 }

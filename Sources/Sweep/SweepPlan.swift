@@ -35,6 +35,8 @@ struct SweepPlan {
     let results: SweepResults
     let sites: [MeasuredSite]
     private(set) var referenceActivations: ReferenceActivations
+    /// How CKA gets the reference's activations, with the disk and memory of each way (nil without CKA work).
+    let ckaPlan: SweepCKAPlan?
     /// Checkpoints to load, in order (the CKA reference first when CKA has work).
     private(set) var jobs: [SweepJob]
     /// Checkpoints of the share with nothing left to do.
@@ -105,6 +107,12 @@ struct SweepPlan {
         try SweepResults.check(results.directory, probeCanonical: probeCanonical, canonical: canonical)
         cacheShape = SweepReferenceCache.Descriptor(fingerprint: fingerprints[.cka] ?? fingerprint, referenceStep: referenceStep, checkpointHash: referenceHash,
                                                     tokenCount: inputs.tokenCount, dimension: config.hiddenSize, hooks: sites.map(\.hook.name))
+        let results = self.results, sequenceLength = inputs.sequences.first?.count ?? 0
+        let ckaCheckpoints = share.filter { !results.hasFile(step: $0.step, probe: .cka) }.count
+        ckaPlan = options.probes.contains(.cka) && ckaCheckpoints > 0
+            ? SweepCKAPlan(config: config, sites: sites.count, tokenCount: inputs.tokenCount,
+                           sequenceLength: sequenceLength, tokensPerBatch: options.tokensPerBatch,
+                           checkpoints: ckaCheckpoints, options: options, results: options.output) : nil
         referenceActivations = .notNeeded
         jobs = []
         skipped = []
@@ -116,7 +124,8 @@ struct SweepPlan {
     /// some since this plan was made).
     mutating func reschedule() throws {
         referenceActivations = try ReferenceActivations.find(probes: probes, selected: share, reference: referenceCheckpoint,
-                                                             results: results, unhashed: cacheShape, options: options)
+                                                             results: results, unhashed: cacheShape, options: options,
+                                                             path: ckaPlan?.path ?? .cache)
         (jobs, skipped) = SweepJob.schedule(options: options, selected: share, reference: referenceCheckpoint,
                                             referenceActivations: referenceActivations, results: results)
     }

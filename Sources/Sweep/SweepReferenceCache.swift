@@ -60,6 +60,9 @@ public struct SweepReferenceCache: Sendable {
         guard offset >= 0, count >= 0, offset <= descriptor.tokenCount - count else {
             throw SweepError(.cache, "reference cache: tokens \(offset)..<\(offset + count) outside 0..<\(descriptor.tokenCount)")
         }
+        // Read once per checkpoint: the pages go back to the page cache afterwards, so reading a
+        // multi-GB cache does not count against the process's resident memory.
+        defer { file.releasePages(offset: offset * d * 4, length: count * d * 4) }
         return try file.withUnsafeBytes(offset: offset * d * 4, length: count * d * 4) { bytes in
             try body(bytes.bindMemory(to: Float.self))
         }

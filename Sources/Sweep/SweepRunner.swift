@@ -115,6 +115,7 @@ public struct SweepRunner {
 
         let identical = try results.withDirectoryLock { try results.update(plan) }
         try releaseFinished(plan, after: plan.jobs.count, measured: measured)
+        try removeCacheIfDone(plan, progress: progress)
         for pair in identical {
             progress.note("sweep: warning: step \(pair.step) has bit-identical weights to step \(pair.sameAs) (content hash equal); recorded as checkpoint/identical_to_step")
         }
@@ -192,14 +193,40 @@ public struct SweepRunner {
         }
     }
 
+    /// The plan as the sweep prints it before starting: checkpoints, tokens, and (with CKA work)
+    /// the disk and memory of each way to get the reference's activations and the one chosen.
+    public func planDescription() throws -> [String] {
+        try Self.describe(SweepPlan(options: options))
+    }
+
+    static func describe(_ plan: SweepPlan) -> [String] {
+        var lines = ["sweep plan: \(plan.jobs.count) checkpoint\(plan.jobs.count == 1 ? "" : "s") to load (steps "
+            + "\(plan.jobs.map { String($0.step) }.joined(separator: ","))), \(plan.tokenCount) evaluation tokens in "
+            + "\(plan.sequences.count) sequences, \(plan.sites.count) sites, probes \(plan.options.probes.map(\.rawValue).joined(separator: ","))"]
+        if let cka = plan.ckaPlan { lines += cka.lines.map { "  " + $0 } }
+        return lines
+    }
+
+    /// The reference activation cache is scratch: removed once every checkpoint has its CKA file
+    /// (kept with `keepCache`, and kept after an interrupted run so a rerun resumes from it).
+    private func removeCacheIfDone(_ plan: SweepPlan, progress: SweepProgress) throws {
+        let directory = plan.results.referenceDirectory
+        guard !options.keepCache, FileManager.default.fileExists(atPath: directory.path),
+              plan.selected.allSatisfy({ plan.results.hasFile(step: $0.step, probe: .cka) || !options.probes.contains(.cka) }) else { return }
+        try FileManager.default.removeItem(at: directory)
+        progress.note("sweep: removed the CKA reference activation cache \(directory.path) (--keep-cache keeps it)")
+    }
+
     /// Starts loading `job` in the background.
     private func load(_ plan: SweepPlan, job: SweepJob) -> SweepLoader {
         return SweepLoader(job: job, activation: options.activation, allowNonFinite: options.allowNonFinite,
-                           knownHash: plan.results.recordedHash(step: job.step), source: options.checkpointSource)
+                           residency: options.residency, knownHash: plan.results.recordedHash(step: job.step),
+                           source: options.checkpointSource)
     }
 
     /// What the plan found before any work starts: a reference cache to build, checkpoints already done.
     private func report(_ plan: SweepPlan, to progress: SweepProgress) {
+        for line in Self.describe(plan) { progress.note(line) }
         if plan.referenceActivations.mustBeBuilt {
             progress.note("sweep: computing the CKA reference activations (step \(plan.referenceStep)) into \(plan.results.referenceDirectory.path)")
         }

@@ -17,10 +17,12 @@ struct EvalSetup {
     /// - Parameters:
     ///   - activation: an override of the config's `hidden_act`, or nil.
     static func load(model spec: String, tokenizer: TokenizerOptions, activation: MLPActivation?,
-                     allowNonFinite: Bool = false) throws -> EvalSetup {
+                     allowNonFinite: Bool = false, residency: WeightResidency? = nil) throws -> EvalSetup {
         let directory = try ModelLocator.resolve(spec, modelFolders: SearchPaths.modelFolders)
         let checkpoint = try Checkpoint(directory: directory)
-        let model = try NeoXModel(checkpoint: checkpoint, activation: activation, allowNonFinite: allowNonFinite)
+        let chosen = residency ?? WeightResidency.automatic(config: checkpoint.config)
+        try MemoryReport.requireWeights(config: checkpoint.config, residency: chosen, unembedding: true, directory: directory)
+        let model = try NeoXModel(checkpoint: checkpoint, activation: activation, allowNonFinite: allowNonFinite, residency: chosen)
         for name in model.weights.ignoredTensors { warnIgnored(name, in: directory) }
         let tokenizerURL = try tokenizer.locate(modelDirectory: directory)
         let tokenizer = try TokenizerLoader.load(tokenizerURL)

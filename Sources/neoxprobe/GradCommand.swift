@@ -100,7 +100,7 @@ struct GradCommand: ParsableCommand {
         } catch let error as NeoXError where error.kind == .unknownParameter || error.kind == .unknownHook {
             throw CommandFailure("\(error.kind == .unknownHook ? "--hooks" : "--params"): \(error.message)")
         }
-        let model = try NeoXModel(checkpoint: checkpoint, activation: modelOptions.activation)
+        let model = try NeoXModel(checkpoint: checkpoint, activation: modelOptions.activation, residency: modelOptions.residency)
         let (batch, isRows) = try readBatch()
         let passes = try passInputs(batch, isRows: isRows)
         for pass in passes { _ = try model.validate(tokens: pass.inputs) }

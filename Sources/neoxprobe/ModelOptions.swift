@@ -1,6 +1,7 @@
 import ArgumentParser
 import Formats
 import Foundation
+import NeoX
 import Tokenizers
 
 /// `--tokenizer`, shared by every command that turns text into ids or back.
@@ -28,8 +29,27 @@ struct ActivationOptions: ParsableArguments {
     @Flag(name: .long, help: "Load weights that hold NaN or ±inf (refused by default: every result would be NaN).")
     var allowNonfinite = false
 
+    @Option(name: .long, help: "How block weights are held: resident (all widened to fp32 at load), streamed (kept in the checkpoint's dtype, each block widened just before it runs), or auto (resident up to 2 GiB of fp32 blocks).")
+    var weights: WeightChoice = .auto
+
     /// The override of the config's `hidden_act`, or nil.
     var activation: MLPActivation? { gelu?.activation }
+
+    /// The residency asked for (nil: automatic by size).
+    var residency: WeightResidency? { weights.residency }
+}
+
+/// `--weights auto|resident|streamed`.
+enum WeightChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, resident, streamed
+
+    var residency: WeightResidency? {
+        switch self {
+        case .auto: return nil
+        case .resident: return .resident
+        case .streamed: return .streamed
+        }
+    }
 }
 
 /// The model a command runs: `--model` with its `--tokenizer` and `--gelu`. A sweep names a suite
@@ -43,9 +63,11 @@ struct ModelOptions: ParsableArguments {
 
     var activation: MLPActivation? { activationOptions.activation }
     var allowNonFinite: Bool { activationOptions.allowNonfinite }
+    var residency: WeightResidency? { activationOptions.residency }
 
     /// Loads what the evaluation commands need: model, tokenizer, provenance.
     func loadEvalSetup() throws -> EvalSetup {
-        try EvalSetup.load(model: model, tokenizer: tokenizerOptions, activation: activation, allowNonFinite: allowNonFinite)
+        try EvalSetup.load(model: model, tokenizer: tokenizerOptions, activation: activation, allowNonFinite: allowNonFinite,
+                           residency: residency)
     }
 }

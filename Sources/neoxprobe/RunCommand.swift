@@ -98,13 +98,16 @@ struct RunCommand: ParsableCommand {
         do { plan = try ForwardPlan(config: config, capture: capture, logits: edited ? .all : .none) } catch let error as NeoXError where error.kind == .unknownHook {
             throw CommandFailure("--hooks: \(error.message)")
         }
+        // The input first: what a pass will hold is stated (and refused if it cannot fit) before loading.
+        let (batch, tokenizerURL) = try readInput(config: config, modelDirectory: directory)
+        let residency = modelOptions.residency ?? WeightResidency.automatic(config: config, layers: plan.layers)
+        let memory = try MemoryReport.require(config: config, residency: residency, plan: plan, batch: batch.count,
+                                              length: batch.first?.count ?? 0, directory: directory)
         let network = try NeoXModel(checkpoint: checkpoint, plan: plan, activation: modelOptions.activation,
-                                    allowNonFinite: modelOptions.allowNonFinite)
+                                    allowNonFinite: modelOptions.allowNonFinite, residency: residency)
         for name in network.weights.ignoredTensors { warnIgnored(name, in: directory) }
         let interventions = try interventionOptions.interventions(config: config)
         let loaded = Date()
-
-        let (batch, tokenizerURL) = try readInput(config: config, modelDirectory: directory)
         _ = try network.validate(tokens: batch)
         var result: ForwardResult? = nil
         var best = Double.infinity
@@ -161,6 +164,7 @@ struct RunCommand: ParsableCommand {
         }
         print("model   \(directory.path) [\(checkpoint.layout)] \(config.numLayers) layers, d=\(config.hiddenSize), \(config.numHeads) heads, \(config.parallelResidual ? "parallel" : "sequential") residual, \(network.activation.rawValue)")
         print("input   \(B)×\(T) tokens")
+        print("memory  \(memory)")
         if let outURL {
             print("hooks   \(activations.count) written to \(outURL.path) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB):")
             for point in activations.points {

@@ -130,6 +130,16 @@ struct SweepCommand: ParsableCommand {
                                             valueName: "N|all"))
     var keepCheckpoints: KeepCheckpoints = .count(0)
 
+    @Option(name: .long, help: ArgumentHelp("Most disk the CKA reference activation cache may take (e.g. 512M, 4G; default 4G). A larger cache is never written: the reference's activations are recomputed next to each checkpoint instead.", valueName: "size"),
+            transform: ByteSize.parse)
+    var cacheBudget: Int = 4 << 30
+
+    @Flag(name: .long, help: "Keep the CKA reference activation cache (RESULTS/.reference) after the sweep completes.")
+    var keepCache = false
+
+    @Flag(name: .long, help: "Print the sweep's plan (tokens, sites, checkpoints, disk and memory of each CKA path) and exit.")
+    var plan = false
+
     /// The debiased estimator builds K×K Gram matrices of doubles: 4096 keeps each at 128 MiB
     /// (Nguyen et al. use a few hundred rows).
     static let maxCKAMinibatch = 4096
@@ -182,11 +192,18 @@ struct SweepCommand: ParsableCommand {
         options.analysis.svdDirections = svdDirections
         options.analysis.svdTokens = svdTokens
         options.tokensPerBatch = tokensPerBatch
+        options.residency = activationOptions.residency
+        options.cacheBudget = cacheBudget
+        options.keepCache = keepCache
         options.toolVersion = NeoXProbeVersion.string
         options.verbose = !quiet
         options.shard = try shard.map { try SweepShard.parse($0) }
         options.waitForLocks = !noWait
         try addHubOptions(&options)
+        if plan {
+            print(try SweepRunner(options: options).planDescription().joined(separator: "\n"))
+            return
+        }
         let summary = try SweepRunner(options: options).run()
         let metrics = URL(fileURLWithPath: out).appendingPathComponent("metrics.csv").path
         print("sweep: \(summary.processedSteps.count) checkpoints measured, \(summary.skippedSteps.count) already complete; "
@@ -227,6 +244,27 @@ struct SweepCommand: ParsableCommand {
         case .correlationTokens: return "--correlation-tokens"
         case .svdDirections: return "--svd-directions"
         case .svdTokens: return "--svd-tokens"
+        case .cacheBudget: return "--cache-budget"
         }
+    }
+}
+
+/// A byte count on the command line: digits with an optional binary suffix K, M, G or T
+/// (KiB, MiB, GiB, TiB; a trailing "B"/"iB" is accepted).
+enum ByteSize {
+    static func parse(_ text: String) throws -> Int {
+        var digits = text.trimmingCharacters(in: .whitespaces).uppercased()
+        for suffix in ["IB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count { digits.removeLast(suffix.count) }
+        var shift = 0
+        if let last = digits.last, let index = ["K", "M", "G", "T"].firstIndex(of: String(last)) {
+            shift = 10 * (index + 1)
+            digits.removeLast()
+        }
+        guard let value = Int(digits), value >= 0 else {
+            throw ValidationError("'\(text)' is not a size: digits with an optional K, M, G or T suffix (e.g. 512M, 4G)")
+        }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
+        guard !overflow else { throw ValidationError("size '\(text)' is larger than \(Int.max) bytes") }
+        return bytes
     }
 }

@@ -61,7 +61,9 @@ final class SweepParityTests: XCTestCase {
 
         let output = try SweepFixture.temporaryDirectory("parity")
         defer { try? FileManager.default.removeItem(at: output) }
-        let summary = try SweepRunner(options: SweepFixture.options(output: output, probes: SweepProbe.allCases)).run()
+        var options = SweepFixture.options(output: output, probes: SweepProbe.allCases)
+        options.keepCache = true   // inspected below (removed on completion by default)
+        let summary = try SweepRunner(options: options).run()
         XCTAssertEqual(summary.processedSteps.first, 2000, "the CKA reference checkpoint runs first")
         XCTAssertEqual(Set(summary.processedSteps), [0, 4, 16, 64, 256, 512, 1000, 2000])
         XCTAssertTrue(summary.identical.isEmpty)
@@ -153,6 +155,7 @@ final class SweepResumeTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: output) }
         var options = SweepFixture.options(output: output, probes: [.outliers, .cka, .weights])
         options.steps = "0,64,2000"
+        options.keepCache = true   // this test damages and resumes from the cache
         let first = try SweepRunner(options: options).run()
         XCTAssertEqual(first.processedSteps, [2000, 0, 64])
         let metricsURL = output.appendingPathComponent("metrics.csv")
