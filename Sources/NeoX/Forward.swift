@@ -494,16 +494,26 @@ public final class NeoXModel: Sendable {
     }
 
     /// Each head's share of `dense` (TransformerLens's `hook_result`, `[rows, H, d]`):
-    /// `result[r, h] = z[r, h] · W_O[:, h·dh ..< (h+1)·dh]ᵀ`, no bias.
+    /// `result[r, h] = z[r, h] · W_O[:, h·dh ..< (h+1)·dh]ᵀ`, no bias. Batch-invariant as
+    /// `Kernels.linear`: every `sgemm` has the same shape (`linearTileRows` rows of one head,
+    /// zero-padded), so a row's result does not depend on the other rows of the batch.
     func headResults(_ z: UnsafePointer<Float>, rows: Int, denseWeight: [Float], into result: UnsafeMutablePointer<Float>) {
         let H = config.numHeads, dh = config.headDim, d = config.hiddenSize
+        let tile = Kernels.linearTileRows, tiles = (rows + tile - 1) / tile
         let (source, target) = (SharedPointer(z), SharedPointer(result))
         denseWeight.withUnsafeBufferPointer { W in
             let weight = SharedPointer(W.baseAddress!)
-            Kernels.parallel(H) { h in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(dh),
-                            1, source.readOnly + h * dh, Int32(d), weight.readOnly + h * dh, Int32(d),
-                            0, target.base + h * d, Int32(H * d))
+            Kernels.parallel(H * tiles) { item in
+                let (h, first) = (item % H, item / H * tile)
+                let count = min(tile, rows - first)
+                let input = UnsafeMutablePointer<Float>.allocate(capacity: tile * dh)
+                let output = UnsafeMutablePointer<Float>.allocate(capacity: tile * d)
+                defer { input.deallocate(); output.deallocate() }
+                input.update(repeating: 0, count: tile * dh)
+                for r in 0..<count { (input + r * dh).update(from: source.readOnly + (first + r) * d + h * dh, count: dh) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tile), Int32(d), Int32(dh),
+                            1, input, Int32(dh), weight.readOnly + h * dh, Int32(d), 0, output, Int32(d))
+                for r in 0..<count { (target.base + ((first + r) * H + h) * d).update(from: output + r * d, count: d) }
             }
         }
     }
