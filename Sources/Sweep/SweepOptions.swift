@@ -62,6 +62,9 @@ public struct SweepOptions: Sendable {
     /// the reference activations it is building): wait for it (true), or stop with an error
     /// naming the holder (false).
     public var waitForLocks: Bool = true
+    /// Pass over a checkpoint that does not load (listed in run.json as `skipped_broken`) instead
+    /// of stopping the sweep there.
+    public var skipBroken: Bool = false
     /// Checkpoints not on disk yet, fetched as the sweep goes (nil: the suite is on disk).
     public var checkpointSource: (any SweepCheckpointSource)?
     /// With a checkpoint source: how many measured checkpoints stay on disk (nil: all).

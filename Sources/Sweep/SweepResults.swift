@@ -119,10 +119,30 @@ struct SweepResults {
 
     /// Creates a selected checkpoint's folder and, when it has none, writes its `checkpoint.json`
     /// (path, layout, content hash). The CKA reference run only for its activations gets neither.
+    /// Marks `step` as passed over by `skipBroken`: `steps/stepNNNNNN/broken.json`, listed in
+    /// run.json (`skipped_broken`) until a later run loads the checkpoint.
+    func recordBroken(step: Int, reason: String) throws {
+        let folder = stepDirectory(step)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let record: [String: Any] = ["step": step, "error": reason]
+        try AtomicFile.write(JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]),
+                             to: folder.appendingPathComponent(Self.brokenFileName))
+    }
+
+    static let brokenFileName = "broken.json"
+
+    /// The reason recorded by `recordBroken` in a step folder, nil when there is none.
+    static func brokenReason(in folder: URL) -> String? {
+        guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(brokenFileName).path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return object["error"] as? String
+    }
+
     func recordCheckpoint(_ job: SweepJob, loaded: SweepLoader.Loaded) throws {
         guard job.isSelected else { return }
         let folder = stepDirectory(job.step)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(at: folder.appendingPathComponent(Self.brokenFileName))   // it loads now
         guard job.needsCheckpointRecord else { return }
         let parameters = loaded.checkpoint.entries.values.reduce(0) { $0 + $1.elementCount }
         let record: [String: Any] = [

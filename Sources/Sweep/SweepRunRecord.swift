@@ -63,7 +63,9 @@ extension SweepResults {
         let probes = Set((description["probes"] as? [String]) ?? [])
         var steps: [[String: Any]] = []
         var done: [Int: Bool] = [:]
+        var broken: [[String: Any]] = []
         for (step, folder) in stepFolders() {
+            if let reason = Self.brokenReason(in: folder) { broken.append(["step": step, "error": reason]) }
             var entry: [String: Any] = Self.checkpointRecord(in: folder) ?? ["step": step]
             let probesDone = Self.probesDone(in: folder).map(\.rawValue)
             done[step] = entry["content_hash"] != nil && probes.isSubset(of: probesDone)
@@ -76,6 +78,7 @@ extension SweepResults {
         let selected = ((object["suite"] as? [String: Any])?["steps_selected"] as? [Int]) ?? []
         object["status"] = selected.allSatisfy { done[$0] == true } ? "complete" : "running"
         object["steps"] = steps
+        if !broken.isEmpty { object["skipped_broken"] = broken }
         object["identical_checkpoints"] = identical.keys.sorted().map { ["step": $0, "identical_to_step": identical[$0]!] }
         try AtomicFile.write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: runURL)
     }

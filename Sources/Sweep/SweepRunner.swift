@@ -85,7 +85,27 @@ public struct SweepRunner {
             let started = DispatchTime.now()
             var checkpointProgress = CheckpointProgress(progress, index: k, total: plan.jobs.count, step: job.step)
             checkpointProgress.update("loading", fraction: 0)
-            let loaded = try loader!.wait()
+            let loaded: SweepLoader.Loaded
+            do {
+                loaded = try loader!.wait()
+            } catch let error as SweepError {
+                throw error
+            } catch {
+                // A checkpoint that does not load (a partial download, a damaged file) is named by
+                // its step; with `skipBroken` it is passed over and listed in run.json instead.
+                let reason = "\(error)"
+                guard options.skipBroken, job.isSelected, !job.writesReferenceCache else {
+                    throw SweepError(.invalidData, option: .suite, "step \(job.step) (\(job.checkpoint.directory.path)) does not load: \(reason)"
+                        + (job.writesReferenceCache ? " (it is the CKA reference, which cannot be skipped)" : ""))
+                }
+                progress.note("sweep: warning: skipping step \(job.step) (\(job.checkpoint.directory.path)): \(reason)")
+                try results.recordBroken(step: job.step, reason: reason)
+                try results.withDirectoryLock { _ = try results.update(plan) }
+                lock?.release()
+                current = try queue.claim(blocking: true)
+                loader = current.map { load(plan, job: $0.job) }
+                continue
+            }
             var next = try queue.claim(blocking: false)
             var nextLoader = next.map { load(plan, job: $0.job) }
 

@@ -123,6 +123,9 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .long, help: "When another sweep holds a lock of the results directory, stop with an error naming it instead of waiting.")
     var noWait = false
 
+    @Flag(name: .long, help: "Pass over a checkpoint that does not load (a partial download, a damaged file) with a warning naming its step; run.json lists it as skipped_broken. The CKA reference cannot be skipped.")
+    var skipBroken = false
+
     @Flag(name: .long, help: "Fetch the checkpoints of a Hub suite (ORG/NAME) as the sweep goes, the next while the current one is measured.")
     var fetch = false
 
@@ -199,6 +202,7 @@ struct SweepCommand: ParsableCommand {
         options.verbose = !quiet
         options.shard = try shard.map { try SweepShard.parse($0) }
         options.waitForLocks = !noWait
+        options.skipBroken = skipBroken
         try addHubOptions(&options)
         if plan {
             print(try SweepRunner(options: options).planDescription().joined(separator: "\n"))
