@@ -125,10 +125,11 @@ public final class NeoXModel: Sendable {
     }
 
     /// Runs the model as `plan` says (see `forward(tokens:capture:logits:interventions:observer:)`).
+    /// `blockDone`, if given, is called after each block with its index (progress of a long pass).
     public func forward(tokens: [[Int32]], plan: ForwardPlan, interventions: [Intervention] = [],
-                        observer: ActivationObserver? = nil) throws -> ForwardResult {
+                        observer: ActivationObserver? = nil, blockDone: ((Int) -> Void)? = nil) throws -> ForwardResult {
         try Kernels.withEngineThreads {
-            try run(tokens: tokens, plan: plan, interventions: interventions, observer: observer)
+            try run(tokens: tokens, plan: plan, interventions: interventions, observer: observer, blockDone: blockDone)
         }
     }
 
@@ -168,7 +169,7 @@ public final class NeoXModel: Sendable {
     }
 
     private func run(tokens: [[Int32]], plan: ForwardPlan, interventions: [Intervention],
-                     observer: ActivationObserver?) throws -> ForwardResult {
+                     observer: ActivationObserver?, blockDone: ((Int) -> Void)?) throws -> ForwardResult {
         let (B, T) = try validate(tokens: tokens)
         try check(plan, batch: B, length: T, observed: observer != nil)
         let edits = try InterventionSet(interventions, config: config, plan: plan)
@@ -310,6 +311,7 @@ public final class NeoXModel: Sendable {
                 for i in 0..<(N * d) { x[i] = mlpOut[i] + x[i] }
             }
             try hook(.residPost(L), x)
+            blockDone?(L)
         }
         guard plan.runsFinalNorm else { return result }
 

@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 
-/// A one-line progress display on standard error for the long evaluations (`lambada`,
-/// `perplexity`): shown when standard error is a terminal, or always with `--progress`; results
+/// A one-line progress display on standard error for the long commands (`lambada`,
+/// `perplexity`, `run`): shown when standard error is a terminal, or always with `--progress`; results
 /// on standard output are never mixed with it. On a terminal the line is redrawn in place; else
 /// (a log file) a line is written at most every 10 s.
 final class ProgressLine: Sendable {
@@ -12,20 +12,22 @@ final class ProgressLine: Sendable {
     }
 
     private let label: String
+    private let unit: String
     private let total: Int?
     private let terminal: Bool
     private let start = Date()
     private let state = Mutex(State())
 
     /// nil when progress is not wanted (not a terminal and no `--progress`).
-    static func make(_ label: String, total: Int? = nil, forced: Bool) -> ProgressLine? {
+    static func make(_ label: String, total: Int? = nil, unit: String = "input tokens scored", forced: Bool) -> ProgressLine? {
         let terminal = isatty(STDERR_FILENO) == 1
         guard terminal || forced else { return nil }
-        return ProgressLine(label: label, total: total, terminal: terminal)
+        return ProgressLine(label: label, unit: unit, total: total, terminal: terminal)
     }
 
-    private init(label: String, total: Int?, terminal: Bool) {
+    private init(label: String, unit: String, total: Int?, terminal: Bool) {
         self.label = label
+        self.unit = unit
         self.total = total
         self.terminal = terminal
     }
@@ -52,7 +54,7 @@ final class ProgressLine: Sendable {
     private func describe(_ tokens: Int, seconds: Double) -> String {
         let rate = seconds > 0 ? Int(Double(tokens) / seconds) : 0
         let of = total.map { " of \($0) (\(Int(100 * Double(tokens) / Double(max(1, $0))))%)" } ?? ""
-        return "\(label): \(tokens)\(of) input tokens scored, \(rate) tokens/s, \(Int(seconds)) s"
+        return "\(label): \(tokens)\(of) \(unit), \(rate) tokens/s, \(Int(seconds)) s"
     }
 
     private func write(_ line: String) {

@@ -57,6 +57,9 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var interventionOptions: InterventionOptions
 
+    @Flag(name: .long, help: "Show progress (blocks of the pass) on standard error even when it is not a terminal (on a terminal it always is).")
+    var progress = false
+
     @Flag(name: .long, help: "Print one JSON object (hooks written, and with interventions the losses and logit differences).")
     var json = false
 
@@ -111,15 +114,20 @@ struct RunCommand: ParsableCommand {
         _ = try network.validate(tokens: batch)
         var result: ForwardResult? = nil
         var best = Double.infinity
+        // Token-blocks: B·T tokens through each of the pass's blocks, for every repeat.
+        let tokenCount = batch.reduce(0) { $0 + $1.count }
+        let progressLine = ProgressLine.make("run", total: tokenCount * plan.layers * max(1, repeats), unit: "token-blocks", forced: progress)
+        let blockDone: ((Int) -> Void)? = progressLine.map { line in { _ in line.advance(tokenCount) } }
         for _ in 0..<max(1, repeats) {
             result = nil   // release the previous pass's activations before the next
             let start = Date()
-            do { result = try network.forward(tokens: batch, plan: plan, interventions: interventions) } catch let error as NeoXError
+            do { result = try network.forward(tokens: batch, plan: plan, interventions: interventions, blockDone: blockDone) } catch let error as NeoXError
                 where error.kind == .invalidIntervention || error.kind == .unknownHook {
                 throw CommandFailure("intervention: \(error.message)")
             }
             best = min(best, Date().timeIntervalSince(start))
         }
+        progressLine?.finish()
         var effect: InterventionEffect? = nil
         if edited {
             let clean = try network.forward(tokens: batch, plan: ForwardPlan(config: config, hooks: [], logits: .all))

@@ -80,6 +80,14 @@ final class NewUserCLITests: XCTestCase {
         XCTAssertFalse(perplexity.output.contains("tokens scored"), perplexity.output)
         let quiet = try CLI.run(["lambada", "--model", CLI.model.path, "--limit", "1", "--json"])
         XCTAssertFalse(quiet.standardError.contains("input tokens scored"), "no terminal, no --progress: no progress")
+        // run: progress counted in token-blocks (tokens through each block of the pass), to 100%.
+        let out = try CLI.temporaryDirectory(self).appendingPathComponent("acts.safetensors").path
+        let run = try CLI.run(["run", "--model", CLI.model.path, "--prompt", "def main():", "--hooks", "blocks.*.hook_resid_post",
+                               "--out", out, "--repeats", "2", "--progress"])
+        XCTAssertEqual(run.status, 0, run.standardError)
+        XCTAssertTrue(run.standardError.contains("run: ") && run.standardError.contains("token-blocks")
+                      && run.standardError.contains("(100%)") && run.standardError.contains("done"), run.standardError)
+        XCTAssertFalse(run.output.contains("token-blocks"), run.output)
     }
 
     /// A mistyped option is reported as unknown (not as the missing option it was meant to be), with
