@@ -33,14 +33,7 @@ extension Spectrum {
     /// product: W_O = U S Vᵀ, M = S Vᵀ W_V = U₂ S₂ V₂ᵀ, so W_O W_V = (U U₂) S₂ V₂ᵀ.
     public static func productLeftSingularDirections(wO: [Double], wV: [Double], hidden d: Int, headDim dh: Int,
                                                      count: Int) throws -> SingularDirections {
-        precondition(wO.count == d * dh && wV.count == dh * d, "W_O must be d×dh and W_V dh×d")
-        var a = wO
-        let (s, left, vt) = try gesdd(&a, m: dh, n: d, vectors: true)
-        // left = V (dh × dh column-major); U[i, r] = vt[r + i·dh] (as above).
-        var m = [Double](repeating: 0, count: dh * d)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(dh), Int32(d), Int32(dh), 1,
-                    left, Int32(dh), wV, Int32(d), 0, &m, Int32(d))
-        for r in 0..<dh { for c in 0..<d { m[r * d + c] *= s[r] } }
+        let (m, vt) = try ovInnerFactor(wO: wO, wV: wV, hidden: d, headDim: dh)
         let inner = try leftSingularDirections(m, rows: dh, columns: d, count: count)
         let vectors = inner.vectors.map { u2 in
             signFixed((0..<d).map { i in (0..<dh).reduce(0.0) { $0 + vt[$1 + i * dh] * u2[$1] } })

@@ -58,18 +58,24 @@ public enum Spectrum {
     /// orthonormal columns), W_O W_V = U (S Vᵀ W_V), so its singular values are those of the
     /// dₕ×d matrix S Vᵀ W_V: two small SVDs instead of one d×d SVD per head.
     public static func ovSingularValues(wO: [Double], wV: [Double], hidden d: Int, headDim dh: Int) throws -> [Double] {
+        let (m, _) = try ovInnerFactor(wO: wO, wV: wV, hidden: d, headDim: dh)
+        return try singularValues(m, rows: dh, columns: d)
+    }
+
+    /// The thin SVD W_O = U S Vᵀ reduced to what the OV product needs: M = S Vᵀ W_V (dₕ×d,
+    /// row-major; W_O W_V = U M) and U as `gesdd` returns it (U[i, r] = u[r + i·dₕ]).
+    static func ovInnerFactor(wO: [Double], wV: [Double], hidden d: Int, headDim dh: Int) throws -> (m: [Double], u: [Double]) {
         precondition(wO.count == d * dh && wV.count == dh * d, "W_O must be d×dh and W_V dh×d")
         // Row-major W_O (d×dh) is column-major W_Oᵀ (dh×d) = V S Uᵀ; gesdd returns its left
-        // vectors, i.e. V (dh×dh, column-major), and S.
+        // vectors, i.e. V (dh×dh, column-major), S, and Uᵀ.
         var a = wO
-        let (s, left, _) = try gesdd(&a, m: dh, n: d, vectors: true)
-        // M = S Vᵀ W_V, dh×d row-major: M[r, c] = s[r] · Σ_i V[i, r] · W_V[i, c].
+        let (s, left, u) = try gesdd(&a, m: dh, n: d, vectors: true)
+        // M[r, c] = s[r] · Σ_i V[i, r] · W_V[i, c]; Vᵀ (row-major dh×dh) is `left` read column-major.
         var m = [Double](repeating: 0, count: dh * d)
-        // Vᵀ (row-major dh×dh) is exactly `left` read column-major, i.e. left[i + r·dh] = V[i, r].
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(dh), Int32(d), Int32(dh), 1,
                     left, Int32(dh), wV, Int32(d), 0, &m, Int32(d))
         for r in 0..<dh { for c in 0..<d { m[r * d + c] *= s[r] } }
-        return try singularValues(m, rows: dh, columns: d)
+        return (m, u)
     }
 
     /// `dgesdd` on a column-major m×n matrix (destroyed). With `vectors`, also the min(m,n) left
