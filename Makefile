@@ -82,7 +82,7 @@ bench: build
 	VENV=$(abspath $(VENV)) bench/generate/run.sh
 
 ## fuzz: every parser's libFuzzer target (Fuzz/, its own package: the main build never links libFuzzer;
-##   a debug build, one file per compile job: other builds lose the coverage instrumentation, see Fuzz/README.md)
+##   a debug build with libFuzzer's coverage and AddressSanitizer, see Fuzz/README.md)
 ##   for FUZZ_SECONDS each; findings in Fuzz/.work/findings/<target>/, a summary in Fuzz/.work/summary.tsv.
 FUZZ_SECONDS ?= 60
 fuzz: setup

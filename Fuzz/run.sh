@@ -9,12 +9,8 @@
 # Exit status 1 when any target found a crash, a hang (-timeout), or memory past the limits.
 set -euo pipefail
 cd "$(dirname "$0")"
-# Run from make, the Swift build sees make's jobserver variables and its compile jobs then come
-# out without the coverage instrumentation (the same command from a shell is instrumented).
-unset MAKEFLAGS MFLAGS MAKELEVEL
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-# debug by default: a release build compiles each module whole, and whole-module jobs lose the
-# coverage instrumentation (60 counters instead of ~15k), which leaves libFuzzer blind.
+# debug by default: quicker to build than release, and its reports point at source lines.
 CONFIG="${FUZZ_CONFIG:-debug}"
 JOBS="${FUZZ_JOBS:-1}"
 WORK="$PWD/.work"
@@ -24,10 +20,12 @@ mkdir -p "$WORK"
 start=$(date +%s)
 if [ -n "${FUZZ_BIN:-}" ]; then BIN="$FUZZ_BIN"; else
 # -enable-testing: the pickle machine and the shard-index reader are internal to Formats.
-# -disable-batch-mode: a frontend job compiling several files (SwiftPM's debug batch mode, or
-# release's whole-module mode) comes out without the coverage instrumentation -sanitize=fuzzer
-# asks for (Swift 6.3); one file per job keeps it.
-swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -enable-testing -Xswiftc -disable-batch-mode 2>&1 \
+# -Xswiftc -sanitize=fuzzer,address: SwiftPM (6.3) hands the driver its two --sanitize flags as two
+# separate -sanitize= options, in an order that changes from one build plan to the next, and the
+# driver keeps only the last one: the frontend then gets either no coverage instrumentation (about
+# 120 counters: libFuzzer mutates blind) or no AddressSanitizer. The combined option, passed after
+# SwiftPM's own, always wins; SwiftPM's flags stay for its link step (the fuzzer's entry point).
+swift build -c "$CONFIG" --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing 2>&1 \
   | grep -vE 'ld.gold: warning|unhandled; explicitly declare' || true
 BIN="$(swift build -c "$CONFIG" --show-bin-path)/neoxprobe-fuzz"
 [ -x "$BIN" ] || { echo "fuzz: build failed" >&2; exit 1; }
@@ -41,6 +39,8 @@ coverage_counters() {
 counters=$(coverage_counters)
 if [ "${counters:-0}" -lt 1000 ]; then echo "fuzz: the build has ${counters:-0} coverage counters: not instrumented ($CONFIG)" >&2; exit 1; fi
 echo "fuzz: $counters coverage counters"
+# The same for AddressSanitizer: without it an out-of-bounds read passes unseen.
+if ! nm "$BIN" 2>/dev/null | grep '__asan_report_load' >/dev/null; then echo "fuzz: the build has no AddressSanitizer ($CONFIG)" >&2; exit 1; fi
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(NEOXPROBE_FUZZ_TARGET=list "$BIN" 2>/dev/null | cut -f1); fi
 
