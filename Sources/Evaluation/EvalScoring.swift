@@ -117,7 +117,7 @@ public struct BatchScorer: Sendable {
         _ = try model.forward(tokens: inputs, plan: plan) { hook, _, values in
             guard hook == .lnFinalNormalized else { return }
             flat = try VocabularyScorer.score(model: model, normalized: values, rows: rows, targets: targets,
-                                              rowsPerChunk: rowsPerChunk)
+                                              sequenceLength: T, rowsPerChunk: rowsPerChunk)
         }
         guard flat.count == targets.count else {
             throw EvalError(.internal, "internal: the forward pass produced no final LayerNorm output")
@@ -138,9 +138,11 @@ public enum VocabularyScorer {
     /// - Parameters:
     ///   - normalized: `ln_final.hook_normalized` rows, `[N, d]` row-major.
     ///   - rows: which of the N rows to score; `targets[i]` is row `rows[i]`'s target id.
+    ///   - sequenceLength: T of the `[B, T]` rows, so each row's logits are computed at its own
+    ///     position (`NeoXModel.unembed`): a row's score then does not depend on the other rows.
     /// - Returns: one score per requested row, in order.
     public static func score(model: NeoXModel, normalized: UnsafeBufferPointer<Float>, rows: [Int],
-                             targets: [Int32], rowsPerChunk: Int = 128) throws -> [TokenScore] {
+                             targets: [Int32], sequenceLength: Int, rowsPerChunk: Int = 128) throws -> [TokenScore] {
         precondition(rows.count == targets.count)
         let d = model.config.hiddenSize, V = model.config.vocabSize
         let chunk = max(1, min(rowsPerChunk, rows.count))
@@ -151,6 +153,7 @@ public enum VocabularyScorer {
         var start = 0
         while start < rows.count {
             let count = min(chunk, rows.count - start)
+            let positions = rows[start..<(start + count)].map { $0 % max(1, sequenceLength) }
             for k in 0..<count {
                 let source = rows[start + k] * d
                 guard source + d <= normalized.count else {
@@ -159,7 +162,9 @@ public enum VocabularyScorer {
                 for i in 0..<d { gathered[k * d + i] = normalized[source + i] }
             }
             try gathered.withUnsafeBufferPointer { g in
-                try logits.withUnsafeMutableBufferPointer { try model.unembed(normalizedHidden: g, rowCount: count, into: $0) }
+                try logits.withUnsafeMutableBufferPointer {
+                    try model.unembed(normalizedHidden: g, rowCount: count, into: $0, layout: .positions(positions))
+                }
             }
             let chunkTargets = Array(targets[start..<start + count])
             for t in chunkTargets where t < 0 || Int(t) >= V {

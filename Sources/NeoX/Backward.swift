@@ -117,24 +117,25 @@ extension NeoXModel {
         // MARK: Forward, writing the tape
 
         for b in 0..<B { for t in 0..<T { weights.embedding.copyRow(Int(tokens[b][t]), into: x + (b * T + t) * d) } }
+        let rowLayout = RowLayout.sequences(length: T)   // the forward's tiles (`Kernels.linear`)
         let forwardBlocks = BlockStream(weights: weights, order: Array(0..<layerCount))
         for L in 0..<layerCount {
             let w = try forwardBlocks.next(), taped = L >= first
             if taped { tapeInput(L).update(from: x, count: N * d) }
             let q = taped ? tapeQKV(L) : qkv, o = taped ? tapeHeads(L) : heads, up = taped ? tapeUp(L) : hidden
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln1Weight, bias: w.ln1Bias, eps: eps, into: ln)
-            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: q)
+            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: q, layout: rowLayout)
             causalSelfAttention(qkv: q, batch: B, length: T, into: o, queryBlock: queryBlock)
-            Kernels.linear(o, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut)
+            Kernels.linear(o, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut, layout: rowLayout)
             if !parallelResidual {
                 for i in 0..<(N * d) { x[i] = attnOut[i] + x[i] }
                 if taped { tapeMid(L).update(from: x, count: N * d) }
             }
             Kernels.layerNorm(x, rows: N, width: d, weight: w.ln2Weight, bias: w.ln2Bias, eps: eps, into: ln)
-            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: up)
+            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: up, layout: rowLayout)
             if up != hidden { hidden.update(from: up, count: N * ff) }
             activateInParallel(hidden, count: N * ff)
-            Kernels.linear(hidden, rows: N, inFeatures: ff, weight: w.downWeight, bias: w.downBias, outFeatures: d, into: mlpOut)
+            Kernels.linear(hidden, rows: N, inFeatures: ff, weight: w.downWeight, bias: w.downBias, outFeatures: d, into: mlpOut, layout: rowLayout)
             if parallelResidual {
                 for i in 0..<(N * d) { x[i] = (mlpOut[i] + attnOut[i]) + x[i] }
             } else {
@@ -171,7 +172,8 @@ extension NeoXModel {
             let batchRows = Array(scored[start..<(start + rows)])
             for (r, item) in batchRows.enumerated() { (gathered + r * d).update(from: finalOut + item.row * d, count: d) }
             unembedding.withUnsafeBufferPointer { W in
-                Kernels.linear(gathered, rows: rows, inFeatures: d, weight: W.baseAddress!, bias: nil, outFeatures: V, into: logits)
+                Kernels.linear(gathered, rows: rows, inFeatures: d, weight: W.baseAddress!, bias: nil, outFeatures: V, into: logits,
+                               layout: .positions(batchRows.map { $0.row % T }))
             }
             // Each row becomes its cross-entropy gradient (softmax − one-hot) / count.
             rowLoss.withUnsafeMutableBufferPointer { lossBuffer in

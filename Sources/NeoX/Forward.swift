@@ -201,6 +201,7 @@ public final class NeoXModel: Sendable {
         let needsMatrices = blocks.contains { needs(.block($0, .attnScores)) || needs(.block($0, .pattern)) }
         let needsResults = blocks.contains { needs(.block($0, .result)) }
         let queryBlock = min(T, Self.attentionQueryBlock)
+        let rowLayout = RowLayout.sequences(length: T)   // each sequence tiled from its own start (`Kernels.linear`)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: N * d)          // residual stream
         let ln = UnsafeMutablePointer<Float>.allocate(capacity: N * d)         // LayerNorm output
         let qkv = UnsafeMutablePointer<Float>.allocate(capacity: N * 3 * d)    // fused projections
@@ -255,7 +256,7 @@ public final class NeoXModel: Sendable {
 
             // Attention: ln1 → fused QKV → rotary → causal softmax(q·kᵀ/√dh)·v → dense.
             try layerNorm(x, weight: w.ln1Weight, bias: w.ln1Bias, scale: .block(L, .ln1Scale), normalized: .block(L, .ln1Normalized))
-            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv)
+            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.qkvWeight, bias: w.qkvBias, outFeatures: 3 * d, into: qkv, layout: rowLayout)
             try headsHook(.block(L, .q), part: 0)
             try headsHook(.block(L, .k), part: 1)
             try headsHook(.block(L, .v), part: 2)
@@ -275,7 +276,7 @@ public final class NeoXModel: Sendable {
             try hook(.block(L, .z), heads)
             let resultPoint = HookPoint.block(L, .result)
             if needs(resultPoint) {
-                headResults(heads, rows: N, denseWeight: w.denseWeight, into: perHead)
+                headResults(heads, rows: N, length: T, denseWeight: w.denseWeight, into: perHead)
                 try hook(resultPoint, perHead)
             }
             if edits.touches(resultPoint) {
@@ -287,7 +288,7 @@ public final class NeoXModel: Sendable {
                     if let bias = w.denseBias { for i in 0..<d { o[i] += bias[i] } }
                 }
             } else {
-                Kernels.linear(heads, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut)
+                Kernels.linear(heads, rows: N, inFeatures: d, weight: w.denseWeight, bias: w.denseBias, outFeatures: d, into: attnOut, layout: rowLayout)
             }
             try hook(.attnOut(L), attnOut)
 
@@ -297,11 +298,11 @@ public final class NeoXModel: Sendable {
                 try hook(.residMid(L), x)
             }
             try layerNorm(x, weight: w.ln2Weight, bias: w.ln2Bias, scale: .block(L, .ln2Scale), normalized: .block(L, .ln2Normalized))
-            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: hidden)
+            Kernels.linear(ln, rows: N, inFeatures: d, weight: w.upWeight, bias: w.upBias, outFeatures: ff, into: hidden, layout: rowLayout)
             try hook(.block(L, .mlpPre), hidden)
             activate(hidden, count: N * ff)
             try hook(.block(L, .mlpPost), hidden)
-            Kernels.linear(hidden, rows: N, inFeatures: ff, weight: w.downWeight, bias: w.downBias, outFeatures: d, into: mlpOut)
+            Kernels.linear(hidden, rows: N, inFeatures: ff, weight: w.downWeight, bias: w.downBias, outFeatures: d, into: mlpOut, layout: rowLayout)
             try hook(.mlpOut(L), mlpOut)
             if cfg.parallelResidual {
                 // x ← x + attn(ln1(x)) + mlp(ln2(x)): both branches read the same x.
@@ -329,7 +330,7 @@ public final class NeoXModel: Sendable {
         if wanted.contains(.logits) || plan.logits == .all {
             // Every position's logits: for the hook, for the request, or for both from one GEMM.
             var all = [Float](repeating: 0, count: N * V)
-            try all.withUnsafeMutableBufferPointer { try unembed(normalizedHidden: normalized, rowCount: N, into: $0) }
+            try all.withUnsafeMutableBufferPointer { try unembed(normalizedHidden: normalized, rowCount: N, into: $0, layout: rowLayout) }
             if wanted.contains(.logits) {
                 if let observer {
                     try all.withUnsafeBufferPointer { try observer(.logits, [B, T, V], $0) }
@@ -349,11 +350,12 @@ public final class NeoXModel: Sendable {
         } else if case .positions(let lists) = plan.logits {
             // Only the asked-for rows go through the unembedding.
             let rows = Self.flatRows(lists, length: T)
+            let positions = lists.flatMap { $0 }
             var gathered = [Float](repeating: 0, count: rows.count * d)
             for (r, row) in rows.enumerated() { for i in 0..<d { gathered[r * d + i] = ln[row * d + i] } }
             var out = [Float](repeating: 0, count: rows.count * V)
             try gathered.withUnsafeBufferPointer { g in
-                try out.withUnsafeMutableBufferPointer { try unembed(normalizedHidden: g, rowCount: rows.count, into: $0) }
+                try out.withUnsafeMutableBufferPointer { try unembed(normalizedHidden: g, rowCount: rows.count, into: $0, layout: .positions(positions)) }
             }
             result.logits = Tensor(shape: [rows.count, V], data: out)
         }
@@ -368,9 +370,11 @@ public final class NeoXModel: Sendable {
     /// Logits for `rowCount` rows of `ln_final.hook_normalized` (`[rowCount, d]`: normalised,
     /// before the final LayerNorm's weight and bias) into `into` (`[rowCount, V]`):
     /// `logits = (normalized·w + b) · embed_outᵀ`, the final LayerNorm's affine part applied here.
-    /// Lets an evaluator unembed chunk by chunk instead of holding B·T·V floats.
+    /// Lets an evaluator unembed chunk by chunk instead of holding B·T·V floats. `layout` says
+    /// where the rows sit in their sequences (default: one sequence from position 0); a row's
+    /// logits are bit-identical whatever else the call holds, given its position (`Kernels.linear`).
     public func unembed(normalizedHidden rows: UnsafeBufferPointer<Float>, rowCount: Int,
-                        into output: UnsafeMutableBufferPointer<Float>) throws {
+                        into output: UnsafeMutableBufferPointer<Float>, layout: RowLayout? = nil) throws {
         guard let table = weights.unembedding else {
             throw NeoXError(.notLoaded, "unembed: the model was loaded without the unembedding (loadUnembedding: false)")
         }
@@ -386,7 +390,7 @@ public final class NeoXModel: Sendable {
         Kernels.withEngineThreads {
             table.withUnsafeBufferPointer { W in
                 Kernels.linear(affine, rows: rowCount, inFeatures: d, weight: W.baseAddress!, bias: nil,
-                               outFeatures: V, into: output.baseAddress!)
+                               outFeatures: V, into: output.baseAddress!, layout: layout)
             }
         }
     }
@@ -497,25 +501,26 @@ public final class NeoXModel: Sendable {
 
     /// Each head's share of `dense` (TransformerLens's `hook_result`, `[rows, H, d]`):
     /// `result[r, h] = z[r, h] · W_O[:, h·dh ..< (h+1)·dh]ᵀ`, no bias. Batch-invariant as
-    /// `Kernels.linear`: every `sgemm` has the same shape (`linearTileRows` rows of one head,
-    /// zero-padded), so a row's result does not depend on the other rows of the batch.
-    func headResults(_ z: UnsafePointer<Float>, rows: Int, denseWeight: [Float], into result: UnsafeMutablePointer<Float>) {
+    /// `Kernels.linear`: every `sgemm` has the same shape (`linearTileRows` rows of one head, each
+    /// sequence tiled from its start, zero-padded), so a row's result does not depend on the other
+    /// rows of the batch.
+    func headResults(_ z: UnsafePointer<Float>, rows: Int, length T: Int, denseWeight: [Float], into result: UnsafeMutablePointer<Float>) {
         let H = config.numHeads, dh = config.headDim, d = config.hiddenSize
-        let tile = Kernels.linearTileRows, tiles = (rows + tile - 1) / tile
+        let tile = Kernels.linearTileRows
+        let tiles = LinearTiling(rows: rows, layout: .sequences(length: T), tileRows: tile).tiles
         let (source, target) = (SharedPointer(z), SharedPointer(result))
         denseWeight.withUnsafeBufferPointer { W in
             let weight = SharedPointer(W.baseAddress!)
-            Kernels.parallel(H * tiles) { item in
-                let (h, first) = (item % H, item / H * tile)
-                let count = min(tile, rows - first)
+            Kernels.parallel(H * tiles.count) { item in
+                let (h, t) = (item % H, tiles[item / H])
                 let input = UnsafeMutablePointer<Float>.allocate(capacity: tile * dh)
                 let output = UnsafeMutablePointer<Float>.allocate(capacity: tile * d)
                 defer { input.deallocate(); output.deallocate() }
                 input.update(repeating: 0, count: tile * dh)
-                for r in 0..<count { (input + r * dh).update(from: source.readOnly + (first + r) * d + h * dh, count: dh) }
+                for (row, slot) in zip(t.rows, t.slots) { (input + slot * dh).update(from: source.readOnly + row * d + h * dh, count: dh) }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tile), Int32(d), Int32(dh),
                             1, input, Int32(dh), weight.readOnly + h * dh, Int32(d), 0, output, Int32(d))
-                for r in 0..<count { (target.base + ((first + r) * H + h) * d).update(from: output + r * d, count: d) }
+                for (row, slot) in zip(t.rows, t.slots) { (target.base + (row * H + h) * d).update(from: output + slot * d, count: d) }
             }
         }
     }

@@ -8,38 +8,40 @@ enum Kernels {
     /// `y[rows, out] = x[rows, in] · Wᵀ (+ b)` with `W` in `nn.Linear`'s `[out, in]` layout.
     ///
     /// Batch-invariant: every row's result is bit-identical whatever the other rows of the call
-    /// (a sequence alone or in any batch). OpenBLAS picks its kernel, and so the summation order,
-    /// by the product's shape (a small-matrix kernel below about 10⁶ multiply-adds, K blocked
-    /// differently from the packed one), so every `cblas_sgemm` here has one shape per weight:
-    /// `linearTileRows` rows (a last, partial tile is zero-padded into scratch) by a column slice
-    /// fixed by `outFeatures` alone. Tiles × slices are handed out dynamically across `workers`
-    /// threads, so a core slowed by other processes does not hold the product back; call inside
-    /// `withEngineThreads`.
+    /// (a sequence alone or in any batch), given where the rows sit in their sequences (`layout`).
+    /// OpenBLAS picks its kernel, and so the summation order, by the product's shape (a small-matrix
+    /// kernel below about 10⁶ multiply-adds, K blocked differently from the packed one) and treats
+    /// the rows of a panel differently by their place in it (see `RowLayout`). So every `cblas_sgemm`
+    /// here has one shape per weight, `linearTileRows` rows by a column slice fixed by `outFeatures`
+    /// alone, and a row at position p of its sequence always sits at row `p mod linearTileRows` of
+    /// its tile (other rows of a tile that is not full are zeros). Tiles × slices are handed out
+    /// dynamically across `workers` threads, so a core slowed by other processes does not hold the
+    /// product back; call inside `withEngineThreads`. The default layout takes the rows as one sequence.
     static func linear(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outFeatures: Int,
-                       into y: UnsafeMutablePointer<Float>, workers: Int = Kernels.workers) {
+                       into y: UnsafeMutablePointer<Float>, layout: RowLayout? = nil, workers: Int = Kernels.workers) {
         guard rows > 0, outFeatures > 0 else { return }
         let tile = linearTileRows
+        let tiling = LinearTiling(rows: rows, layout: layout ?? .sequences(length: rows), tileRows: tile).tiles
         let columnParts = max(1, min(4 * workers, outFeatures / 256))
-        let tiles = (rows + tile - 1) / tile
         let (xs, ws, ys, bs) = (SharedPointer(x), SharedPointer(weight), SharedPointer(y), bias.map { SharedPointer($0) })
-        parallel(tiles * columnParts) { item in
+        parallel(tiling.count * columnParts) { item in
             let x = xs.readOnly, weight = ws.readOnly, y = ys.base, bias = bs?.readOnly
-            let t = item / columnParts, c = slice(outFeatures, parts: columnParts, part: item % columnParts)
-            let first = t * tile, count = min(tile, rows - first)
+            let t = tiling[item / columnParts], c = slice(outFeatures, parts: columnParts, part: item % columnParts)
             guard !c.isEmpty else { return }
-            // A full tile reads and writes in place; a partial one goes through zero-padded scratch.
-            let padded = count < tile
-            let input = padded ? UnsafeMutablePointer<Float>.allocate(capacity: tile * inFeatures) : nil
-            let output = padded ? UnsafeMutablePointer<Float>.allocate(capacity: tile * c.count) : nil
+            // A full run of consecutive rows reads and writes in place; any other tile goes through
+            // scratch, each row at its slot and zeros elsewhere.
+            let inPlace = t.isContiguous(tileRows: tile)
+            let input = inPlace ? nil : UnsafeMutablePointer<Float>.allocate(capacity: tile * inFeatures)
+            let output = inPlace ? nil : UnsafeMutablePointer<Float>.allocate(capacity: tile * c.count)
             defer { input?.deallocate(); output?.deallocate() }
             if let input {
-                input.update(from: x + first * inFeatures, count: count * inFeatures)
-                (input + count * inFeatures).update(repeating: 0, count: (tile - count) * inFeatures)
+                input.update(repeating: 0, count: tile * inFeatures)
+                for (row, slot) in zip(t.rows, t.slots) { (input + slot * inFeatures).update(from: x + row * inFeatures, count: inFeatures) }
             }
-            let a = input.map { UnsafePointer($0) } ?? x + first * inFeatures
-            let out = output ?? y + first * outFeatures + c.lowerBound
-            let ldc = padded ? c.count : outFeatures
+            let a = input.map { UnsafePointer($0) } ?? x + t.rows[0] * inFeatures
+            let out = output ?? y + t.rows[0] * outFeatures + c.lowerBound
+            let ldc = inPlace ? outFeatures : c.count
             var beta: Float = 0
             if let bias {
                 for row in 0..<tile {
@@ -51,7 +53,7 @@ enum Kernels {
                         1, a, Int32(inFeatures), weight + c.lowerBound * inFeatures, Int32(inFeatures),
                         beta, out, Int32(ldc))
             if let output {
-                for row in 0..<count { (y + (first + row) * outFeatures + c.lowerBound).update(from: output + row * c.count, count: c.count) }
+                for (row, slot) in zip(t.rows, t.slots) { (y + row * outFeatures + c.lowerBound).update(from: output + slot * c.count, count: c.count) }
             }
         }
     }

@@ -100,7 +100,7 @@ struct ActivationMeasurement {
             do {
                 _ = try model.forward(tokens: batch, plan: plan) { hook, shape, values in
                     if hook == .lnFinalNormalized {
-                        let scores = try VocabularyScorer.score(model: model, normalized: values, rows: scoredRows, targets: targets)
+                        let scores = try VocabularyScorer.score(model: model, normalized: values, rows: scoredRows, targets: targets, sequenceLength: T)
                         for score in scores { nll.nllSum -= score.logProbability }
                         nll.tokens += scores.count
                         return

@@ -72,6 +72,19 @@ final class SweepParityTests: XCTestCase {
         var measured: [String: Double] = [:]
         func key(_ step: Int, _ layer: Int?, _ site: String, _ metric: String) -> String { "\(step)|\(layer ?? -1)|\(site)|\(metric)" }
         for row in rows { measured[key(row.step, row.layer, row.site, row.metric)] = row.value }
+        // Where other elements lie within the fixture's near_tie_relative of a maximum, either
+        // engine (or one engine on two CPUs) may pick any of them: accept every near tie.
+        let nearTies = fixture["near_ties"] as? [String: [String: Any]] ?? [:]
+        func isNearTie(step: Int, layer: Int, site: String, metric: String, actual: Double) -> Bool {
+            guard let ties = nearTies["\(step)|\(layer)|\(site)"] else { return false }
+            if metric == "argmax_token" || metric == "argmax_dim" {
+                guard let pairs = ties["argmax"] as? [[Int]],
+                      let token = measured[key(step, layer, site, "argmax_token")],
+                      let dim = measured[key(step, layer, site, "argmax_dim")] else { return false }
+                return pairs.contains([Int(token), Int(dim)])
+            }
+            return (ties[metric] as? [Int])?.contains(Int(actual)) ?? false
+        }
         var compared = 0
         for row in expectedRows {
             let step = try XCTUnwrap(row[0] as? Int), layer = row[1] as? Int
@@ -82,6 +95,10 @@ final class SweepParityTests: XCTestCase {
                 continue
             }
             if metric.hasSuffix("_dim") || metric.hasSuffix("_token") || metric.hasSuffix("tokens") || metric == "token_count" {
+                if actual != expected, let layer, isNearTie(step: step, layer: layer, site: site, metric: metric, actual: actual) {
+                    compared += 1
+                    continue
+                }
                 XCTAssertEqual(actual, expected, "\(site) layer \(layer ?? -1) \(metric) step \(step)")
             } else {
                 assertClose(actual, expected, "\(site) layer \(layer ?? -1) \(metric) step \(step)")
