@@ -15,21 +15,24 @@ enum MemoryReport {
         let working = NeoXModel.workingBytes(config: config, plan: plan, batch: B, length: T)
         let line = "about \(gib(weights.total + working)): weights \(gib(weights.total)) (\(residency.rawValue)"
             + "\(residency == .streamed ? ", two fp32 block buffers" : "")), pass \(gib(working)) for \(B)×\(T) tokens"
-        try check(weights.total + working, what: "running \(directory.path) on \(B)×\(T) tokens (\(line))")
+        try check(weights.total + working, what: "running \(directory.path) on \(B)×\(T) tokens (\(line))",
+                  advice: working > weights.total || residency == .streamed
+                      ? "ask for fewer hooks (attention scores and patterns are B×H×T×T per layer), fewer tokens or a smaller batch"
+                      : "use --weights streamed or a smaller batch")
         return line
     }
 
     /// Refuses weights that cannot fit (the evaluation commands size their passes themselves).
     static func requireWeights(config: NeoXConfig, residency: WeightResidency, unembedding: Bool, directory: URL) throws {
         let weights = WeightMemory(config: config, residency: residency, unembedding: unembedding)
-        try check(weights.total, what: "loading \(directory.path) with \(residency.rawValue) weights (\(gib(weights.total)))")
+        try check(weights.total, what: "loading \(directory.path) with \(residency.rawValue) weights (\(gib(weights.total)))",
+                  advice: "use --weights streamed")
     }
 
-    private static func check(_ bytes: Double, what: String) throws {
+    private static func check(_ bytes: Double, what: String, advice: String) throws {
         let available = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes <= 0.9 * available else {
-            throw CommandFailure("\(what) needs more than 90% of this machine's \(gib(available)) of memory"
-                + "; use --weights streamed or a smaller batch")
+            throw CommandFailure("\(what) needs more than 90% of this machine's \(gib(available)) of memory; \(advice)")
         }
     }
 }

@@ -39,10 +39,13 @@ if want sweep160; then
 fi
 
 if want forward14; then
-  # pythia-1.4b-shaped forward, every hook, 1×2048: streamed (auto) and resident, vs HF fp32.
+  # pythia-1.4b-shaped forward, 1×2048: streamed (auto) and resident, vs HF fp32, the hooks HF's "all" scope
+  # captures (residual stream, ln_final, logits). Every hook ('*') would hold 24 layers of B×H×T×T scores
+  # and patterns: 27 GiB at 1×2048, more than this machine has.
+  HOOKS14='blocks.*.hook_resid_pre,blocks.*.hook_attn_out,blocks.*.hook_mlp_out,blocks.*.hook_resid_post,ln_final.hook_normalized,logits'
   for mode in streamed resident; do
     /usr/bin/time -v -o "$OUT/fwd14-$mode.time" "$BIN" run --model "$OUT/pythia-1.4b" --weights $mode --tokens @"$TOKENS" \
-      --hooks '*' --out "$OUT/fwd14.safetensors" --repeats 2 | grep -E "time|memory"
+      --hooks "$HOOKS14" --out "$OUT/fwd14.safetensors" --repeats 2 | grep -E "time|memory"
     rm -f "$OUT/fwd14.safetensors"
     report "forward 1.4b $mode" "$OUT/fwd14-$mode.time"
   done
