@@ -232,8 +232,8 @@ public struct HubDownloader: Sendable {
                 }
                 try handle.seek(toOffset: UInt64(offset))
             case 200:
-                // The server ignored the Range (or none was asked): start the file over.
-                try handle.truncate(atOffset: 0)
+                // The server ignored the Range: start the file over (with none asked, it is empty).
+                if offset > 0 { try handle.truncate(atOffset: 0) }
                 digest?.reset()
             default:
                 break

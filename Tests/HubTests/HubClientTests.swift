@@ -94,6 +94,28 @@ final class HubClientTests: XCTestCase {
         XCTAssertEqual(try sha256(of: blobs.appendingPathComponent(fetched[0].files[0].etag)), fetched[0].files[0].etag)
     }
 
+    /// A body that stops arriving (the server holds the connection open, sending nothing) times out
+    /// after HF_HUB_DOWNLOAD_TIMEOUT, keeps what arrived, and resumes with Range; when it stalls
+    /// on every attempt the error says so and names the timeout's variable.
+    func testStalledBodyTimesOutAndResumes() throws {
+        let server = try HubServer(self)
+        let cache = try scratchDirectory(self).appendingPathComponent("hub")
+        let client = try client(server, cache: cache, ["HF_HUB_DOWNLOAD_TIMEOUT": "1"])
+        try server.control("fault=stall&match=/cdn/&count=1&bytes=4000000&seconds=4")
+        let fetched = try fetch(client, ["step0"], patterns: ["model.safetensors"])
+        XCTAssertEqual(fetched[0].files[0].etag, try sha256(of: HubServer.suite.appendingPathComponent("step0/model.safetensors")))
+        XCTAssertEqual(try server.log().filter { $0.method == "GET" && $0.path.hasPrefix("/cdn/") }.map(\.range),
+                       [nil, "bytes=4000000-"], "one stalled body, then the rest asked for with Range")
+
+        try server.control("reset=1")
+        try server.control("fault=stall&match=/cdn/&bytes=2000000&seconds=4")
+        XCTAssertThrowsError(try fetch(client, ["step4"], patterns: ["model.safetensors"])) { error in
+            XCTAssertEqual((error as? HubError)?.kind, .timeout, "\(error)")
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("HF_HUB_DOWNLOAD_TIMEOUT") && text.contains("model.safetensors") && text.contains(".incomplete"), text)
+        }
+    }
+
     func testWrongHashIsRefusedAndNothingEntersBlobs() throws {
         let server = try HubServer(self)
         let cache = try scratchDirectory(self).appendingPathComponent("hub")
@@ -184,6 +206,22 @@ final class HubClientTests: XCTestCase {
         }
         let blobs = cache.appendingPathComponent("models--EleutherAI--pythia-mini/blobs")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: blobs.path), [])
+    }
+
+    /// A write that fails for want of space (the partial file is /dev/full, which refuses every
+    /// write with ENOSPC) is a disk-full error naming the file, not a generic I/O failure.
+    func testOutOfSpaceWhileWritingIsADiskFullError() throws {
+        let server = try HubServer(self)
+        let cache = try scratchDirectory(self).appendingPathComponent("hub")
+        let blobs = cache.appendingPathComponent("models--EleutherAI--pythia-mini/blobs")
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        let etag = try sha256(of: HubServer.suite.appendingPathComponent("step0/model.safetensors"))
+        try FileManager.default.createSymbolicLink(atPath: blobs.appendingPathComponent("\(etag).incomplete").path, withDestinationPath: "/dev/full")
+        XCTAssertThrowsError(try fetch(try client(server, cache: cache), ["step0"], patterns: ["model.safetensors"])) { error in
+            XCTAssertEqual((error as? HubError)?.kind, .diskFull, "\(error)")
+            XCTAssertTrue("\(error)".contains("disk is full") && "\(error)".contains("\(etag).incomplete"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: blobs.appendingPathComponent(etag).path), "nothing entered blobs/")
     }
 
     func testOfflineReadsTheCacheOnly() throws {

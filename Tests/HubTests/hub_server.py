@@ -27,6 +27,7 @@ Faults, set while running with GET /_control?fault=KIND&match=SUBSTRING[&count=N
   gated      every request without "Authorization: Bearer T" gets 401 GatedRepo
   slow       sleep S seconds before answering a matching path
   throttle   send a matching body at B bytes a second (a slow network, for kill -9 mid-download)
+  stall      send B bytes of a matching body (default half), then send nothing for S seconds and close
 count: how many requests the fault applies to (default: all). /_control?reset=1 clears faults and the
 log; /_control/log returns the requests seen ([method, path, range header]).
 Prints "listening on http://127.0.0.1:PORT" once ready.
@@ -272,7 +273,7 @@ class Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = "bytes %d-%d/%d" % (start, end, len(data))
             data = data[start:end + 1]
             status = 206
-        drop = state.faults.take("drop", path)
+        drop = state.faults.take("drop", path) or state.faults.take("stall", path)
         if drop and not head:
             cut = drop["bytes"] if drop["bytes"] is not None else len(data) // 2
             self.send_response(status)
@@ -283,6 +284,8 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data[:cut])
             self.wfile.flush()
+            if drop["kind"] == "stall":
+                time.sleep(drop["seconds"] or 0)
             self.close_connection = True
             self.connection.shutdown(2)
             return
