@@ -4,8 +4,8 @@
 /// Why: OpenBLAS's result for a row depends on the row's position inside the `sgemm` (its
 /// micro-kernels treat the rows of a panel differently). Measured with OpenBLAS 0.3.21 on an AMD
 /// EPYC (`Zen` kernels): in a 128 × 288 × 768 product, rows at positions 6–11 (mod 12) and 120–127
-/// differ in their last bits from the same row at position 0; on the Intel machines it had been
-/// run on, no position did. Placing a row at `position mod linearTileRows` of a `linearTileRows`-row
+/// differ in their last bits from the same row at position 0; with the `SkylakeX` kernels of an
+/// AVX-512 EPYC, no position did. Placing a row at `position mod linearTileRows` of a `linearTileRows`-row
 /// tile makes its result a function of the row and its sequence position alone, on any CPU.
 public enum RowLayout: Sendable {
     /// `rows` = B·T rows of B sequences of `length` tokens, row-major.
@@ -19,9 +19,9 @@ struct LinearTiling {
     struct Tile {
         var rows: [Int] = []
         var slots: [Int] = []
-        /// The tile is `tileRows` consecutive rows of x in slot order: computed in place.
+        /// The tile is `tileRows` consecutive rows of x, row k at slot k: computed in place.
         func isContiguous(tileRows: Int) -> Bool {
-            rows.count == tileRows && rows.last! - rows[0] == tileRows - 1 && slots[0] == 0 && slots.last! == tileRows - 1
+            rows.count == tileRows && rows.last! - rows[0] == tileRows - 1 && slots.elementsEqual(0..<tileRows)
         }
     }
 
@@ -42,9 +42,10 @@ struct LinearTiling {
             }
         case .positions(let positions):
             // A row goes to the first tile whose slot `position mod tileRows` is still free.
+            precondition(positions.count == rows && positions.allSatisfy { $0 >= 0 }, "one position ≥ 0 per row")
             var nextTile = [Int](repeating: 0, count: tileRows)
             for row in 0..<rows {
-                let slot = (row < positions.count ? max(0, positions[row]) : row) % tileRows
+                let slot = positions[row] % tileRows
                 let t = nextTile[slot]
                 nextTile[slot] += 1
                 if t == tiles.count { tiles.append(Tile()) }
